@@ -1,0 +1,186 @@
+//! The command line: the one clap definition (from which completions and
+//! the man page are generated), and the glue from parsed flags to the
+//! engine.
+//!
+//! Flow: clap parses [`Cli`] (flags and `VIDPIPE_*` variables) → the
+//! [`settings`] module merges in the YAML config file and validates
+//! everything into engine settings → the subcommand runs with a
+//! [`report`] reporter → `main` maps the outcome to an exit code.
+
+pub mod report;
+pub mod settings;
+pub mod transcode;
+
+#[cfg(test)]
+mod generated;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Publish video: adaptive-bitrate HLS transcoding driven directly
+/// through libav.
+#[derive(Debug, Parser)]
+#[command(
+    name = "vidpipe",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 some inputs failed, 2 usage or configuration error, 130 interrupted."
+)]
+pub struct Cli {
+    /// How to show progress: bars on a terminal (auto), bars, one JSON
+    /// object per line on stdout (json), or nothing.
+    #[arg(long, global = true, value_enum, env = "VIDPIPE_PROGRESS")]
+    pub progress: Option<ProgressMode>,
+
+    /// More log output on stderr (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less log output on stderr (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    /// YAML config file (default: ./vidpipe.yaml when it exists).
+    #[arg(long, global = true, env = "VIDPIPE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Transcode videos into adaptive-bitrate HLS (master, media and
+    /// I-frame playlists, thumbnail), resuming after a crash.
+    TranscodeHls(TranscodeArgs),
+    /// Print facts about a media file or URL as JSON.
+    Probe(ProbeArgs),
+}
+
+/// `--progress` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// Bars when stderr is a terminal, nothing otherwise.
+    Auto,
+    /// Progress bars on stderr.
+    Bars,
+    /// NDJSON events on stdout.
+    Json,
+    /// No progress output.
+    None,
+}
+
+/// `--segment-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SegmentFormatArg {
+    /// MPEG-2 transport stream segments (.ts).
+    Ts,
+    /// Fragmented MP4 segments (init.mp4 + .m4s).
+    Fmp4,
+}
+
+/// Arguments of `transcode-hls`.
+#[derive(Debug, Args)]
+pub struct TranscodeArgs {
+    /// Video files, directories (searched recursively) or http(s) URLs.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// Output directory; each input gets DEST/<input-stem>/.
+    #[arg(short, long, env = "VIDPIPE_OUTPUT", value_name = "DEST")]
+    pub output: Option<PathBuf>,
+
+    /// Ladder rungs as SHORT_SIDE:BITRATE pairs
+    /// [default: 1080:5000k,720:2800k,480:1400k,360:800k,240:400k].
+    #[arg(long, env = "VIDPIPE_LADDER", value_name = "RUNGS")]
+    pub ladder: Option<String>,
+
+    /// AAC bitrate of the audio rendition [default: 128k].
+    #[arg(long, env = "VIDPIPE_AUDIO_BITRATE", value_name = "BITRATE")]
+    pub audio_bitrate: Option<String>,
+
+    /// Target segment duration, e.g. 6 or 4s [default: 6s].
+    #[arg(long, env = "VIDPIPE_SEGMENT_DURATION", value_name = "DURATION")]
+    pub segment_duration: Option<String>,
+
+    /// Segment container [default: ts].
+    #[arg(long, value_enum, env = "VIDPIPE_SEGMENT_FORMAT")]
+    pub segment_format: Option<SegmentFormatArg>,
+
+    /// x264 preset, ultrafast to veryslow [default: veryfast].
+    #[arg(long, env = "VIDPIPE_PRESET")]
+    pub preset: Option<String>,
+
+    /// Highest output frame rate; faster sources are converted [default: 60].
+    #[arg(long, env = "VIDPIPE_MAX_FPS", value_name = "FPS")]
+    pub max_fps: Option<u32>,
+
+    /// CPU threads to use in total [default: all cores].
+    #[arg(long, env = "VIDPIPE_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Process only shard K of N of the inputs (for CI matrices and
+    /// indexed jobs), e.g. 2/4.
+    #[arg(long, env = "VIDPIPE_SHARD", value_name = "K/N")]
+    pub shard: Option<String>,
+}
+
+/// Arguments of `probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// A media file or http(s) URL.
+    #[arg(value_name = "INPUT")]
+    pub input: String,
+}
+
+/// The clap command, for completions and the man page.
+#[cfg(test)]
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// How a command ended, mapped to the documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything succeeded: 0.
+    Success,
+    /// Some inputs failed, the others were processed: 1.
+    SomeFailed,
+    /// Stopped by Ctrl-C or SIGTERM: 130.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The process exit code.
+    pub fn exit_code(self) -> std::process::ExitCode {
+        match self {
+            Outcome::Success => std::process::ExitCode::SUCCESS,
+            Outcome::SomeFailed => std::process::ExitCode::from(1),
+            Outcome::Interrupted => std::process::ExitCode::from(130),
+        }
+    }
+}
+
+/// `vidpipe probe`: JSON facts on stdout, or an error naming the input.
+pub fn probe(input: &str) -> Outcome {
+    match vidpipe::media::probe::probe(input) {
+        Ok(info) => match serde_json::to_string_pretty(&info) {
+            Ok(json) => {
+                println!("{json}");
+                Outcome::Success
+            }
+            Err(e) => {
+                eprintln!("error: {input}: {e}");
+                Outcome::SomeFailed
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {input}: {e}");
+            Outcome::SomeFailed
+        }
+    }
+}

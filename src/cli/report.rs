@@ -1,0 +1,177 @@
+//! Reporters the CLI can choose: indicatif bars, NDJSON lines, nothing.
+//!
+//! Engine events arrive from worker threads; each reporter is internally
+//! synchronised. The JSON reporter throttles plain progress to about every
+//! 2% per rendition and prints milestones at once.
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+use vidpipe::progress::{Event, Reporter};
+
+/// NDJSON on stdout (`--progress json`).
+#[derive(Default)]
+pub struct JsonLines {
+    last: Mutex<HashMap<(String, String), f64>>,
+}
+
+impl JsonLines {
+    fn due(&self, event: &Event) -> bool {
+        let Event::Progress {
+            input,
+            rendition,
+            percent,
+        } = event
+        else {
+            return true;
+        };
+        let Ok(mut last) = self.last.lock() else {
+            return true;
+        };
+        let key = (input.clone(), rendition.clone());
+        let previous = last.get(&key).copied().unwrap_or(f64::NEG_INFINITY);
+        if *percent - previous >= 2.0 || (*percent >= 100.0 && previous < 100.0) {
+            last.insert(key, *percent);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Reporter for JsonLines {
+    fn report(&self, event: Event) {
+        if !self.due(&event) {
+            return;
+        }
+        if let Ok(line) = serde_json::to_string(&event) {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (e.g. `| head`) must not kill the encode.
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Progress bars on stderr: one per rendition and a weighted overall bar.
+pub struct Bars {
+    multi: MultiProgress,
+    state: Mutex<BarState>,
+}
+
+#[derive(Default)]
+struct BarState {
+    overall: Option<ProgressBar>,
+    bars: HashMap<String, (ProgressBar, f64)>,
+}
+
+impl Bars {
+    /// Bars drawn on stderr.
+    pub fn new() -> Self {
+        Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            state: Mutex::new(BarState::default()),
+        }
+    }
+
+    fn style(template: &str) -> ProgressStyle {
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ")
+    }
+
+    fn update_overall(state: &BarState) {
+        if let Some(overall) = &state.overall {
+            let done: f64 = state
+                .bars
+                .values()
+                .map(|(bar, weight)| bar.position() as f64 * weight)
+                .sum();
+            overall.set_position(done.round() as u64);
+        }
+    }
+}
+
+impl Reporter for Bars {
+    fn report(&self, event: Event) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        match event {
+            Event::Ladder {
+                input,
+                renditions,
+                weights,
+            } => {
+                let overall = self.multi.add(ProgressBar::new(1000));
+                overall.set_style(Self::style(
+                    "{prefix:>10} [{bar:40}] {percent:>3}% {elapsed_precise} eta {eta}",
+                ));
+                overall.set_prefix(vidpipe::inputs::stem_of(&input));
+                state.overall = Some(overall);
+                state.bars.clear();
+                for (name, weight) in renditions.into_iter().zip(weights) {
+                    let bar = self.multi.add(ProgressBar::new(1000));
+                    bar.set_style(Self::style("{prefix:>10} [{bar:40}] {percent:>3}% {msg}"));
+                    bar.set_prefix(name.clone());
+                    state.bars.insert(name, (bar, weight));
+                }
+            }
+            Event::Progress {
+                rendition, percent, ..
+            } => {
+                if let Some((bar, _)) = state.bars.get(&rendition) {
+                    bar.set_position((percent * 10.0) as u64);
+                }
+                Self::update_overall(&state);
+            }
+            Event::SegmentWritten {
+                rendition, index, ..
+            } => {
+                if let Some((bar, _)) = state.bars.get(&rendition) {
+                    bar.set_message(format!("segment {index}"));
+                }
+            }
+            Event::RenditionDone {
+                rendition,
+                segments,
+                average_bandwidth,
+                ..
+            } => {
+                if let Some((bar, _)) = state.bars.get(&rendition) {
+                    bar.set_position(1000);
+                    bar.finish_with_message(format!(
+                        "{segments} segments, {} kb/s",
+                        average_bandwidth / 1000
+                    ));
+                }
+                Self::update_overall(&state);
+            }
+            Event::RenditionSkipped { rendition, .. } => {
+                if let Some((bar, _)) = state.bars.get(&rendition) {
+                    bar.set_position(1000);
+                    bar.finish_with_message("already complete");
+                }
+            }
+            Event::ThumbnailReady { path, .. } => {
+                let _ = self.multi.println(format!("thumbnail  {path}"));
+            }
+            Event::Resume { from_segment, .. } => {
+                let _ = self
+                    .multi
+                    .println(format!("resuming from segment {from_segment}"));
+            }
+            Event::Done { .. } | Event::Error { .. } => {
+                if let Some(overall) = state.overall.take() {
+                    overall.finish_and_clear();
+                }
+                for (_, (bar, _)) in state.bars.drain() {
+                    bar.finish_and_clear();
+                }
+                let _ = self.multi.clear();
+            }
+            Event::Probe { .. } => {}
+        }
+    }
+}

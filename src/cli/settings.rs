@@ -1,0 +1,262 @@
+//! From raw arguments to validated settings.
+//!
+//! Precedence: flags > `VIDPIPE_*` environment (both arrive through clap)
+//! > the YAML config file > built-in defaults. Every value is validated
+//! here, so the engine only ever sees settings that make sense; a bad value
+//! is a usage error naming the flag, or the config file, line and key.
+
+use super::{Cli, ProgressMode, SegmentFormatArg, TranscodeArgs};
+use std::path::PathBuf;
+use vidpipe::config::{value_error, ConfigError, ConfigFile, NumberOrText, Value};
+use vidpipe::hls::ladder::Ladder;
+use vidpipe::hls::playlist::SegmentFormat;
+use vidpipe::hls::{TranscodeSettings, PRESETS};
+use vidpipe::inputs::Shard;
+use vidpipe::units::{parse_seconds, Bitrate};
+
+/// A setting that cannot be used: exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A flag or environment variable has a bad value.
+    #[error("{flag}: {reason}")]
+    Flag {
+        /// The flag and its variable.
+        flag: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The config file is bad.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Something required is missing.
+    #[error("{0}")]
+    Missing(String),
+}
+
+/// The loaded config file and where it came from.
+pub struct Layers {
+    path: PathBuf,
+    file: ConfigFile,
+}
+
+impl Layers {
+    /// Loads `--config`, or `./vidpipe.yaml` when present, or nothing.
+    pub fn load(cli: &Cli) -> Result<Self, SettingsError> {
+        let (path, file) = match &cli.config {
+            Some(path) => (path.clone(), ConfigFile::load(path)?),
+            None => {
+                let default = PathBuf::from("vidpipe.yaml");
+                if default.is_file() {
+                    let file = ConfigFile::load(&default)?;
+                    (default, file)
+                } else {
+                    (default, ConfigFile::default())
+                }
+            }
+        };
+        Ok(Layers { path, file })
+    }
+
+    /// `--progress`, resolved.
+    pub fn progress(&self, cli: &Cli) -> Result<ProgressMode, SettingsError> {
+        if let Some(mode) = cli.progress {
+            return Ok(mode);
+        }
+        match &self.file.progress {
+            None => Ok(ProgressMode::Auto),
+            Some(v) => <ProgressMode as clap::ValueEnum>::from_str(&v.value, true)
+                .map_err(|_| self.bad(v, "progress", "must be auto, bars, json or none")),
+        }
+    }
+
+    fn bad<T>(&self, value: &Value<T>, key: &str, reason: &str) -> SettingsError {
+        value_error(&self.path, key, value, reason).into()
+    }
+
+    /// Resolves one setting: the flag/env value if given, else the config
+    /// value, else the default; both sources go through `parse`.
+    fn resolve<F, C, T>(
+        &self,
+        flag: (&str, Option<F>),
+        config: (&str, Option<&Value<C>>),
+        default: T,
+        parse_flag: impl Fn(F) -> Result<T, String>,
+        parse_config: impl Fn(&C) -> Result<T, String>,
+    ) -> Result<T, SettingsError> {
+        if let Some(raw) = flag.1 {
+            return parse_flag(raw).map_err(|reason| SettingsError::Flag {
+                flag: flag.0.to_string(),
+                reason,
+            });
+        }
+        match config.1 {
+            Some(v) => parse_config(&v.value).map_err(|reason| self.bad(v, config.0, &reason)),
+            None => Ok(default),
+        }
+    }
+
+    /// Validated settings for `transcode-hls`.
+    pub fn transcode(&self, args: &TranscodeArgs) -> Result<TranscodeRun, SettingsError> {
+        let empty = Default::default();
+        let cfg = self.file.transcode_hls.as_ref().unwrap_or(&empty);
+        let defaults = TranscodeSettings::default();
+        let text = |v: &NumberOrText| v.to_string();
+        let output = self.resolve(
+            ("--output (VIDPIPE_OUTPUT)", args.output.clone()),
+            ("transcode-hls.output", cfg.output.as_ref()),
+            None,
+            |p| Ok(Some(p)),
+            |s: &String| Ok(Some(PathBuf::from(s))),
+        )?;
+        let output = output.ok_or_else(|| {
+            SettingsError::Missing(
+                "no output directory: pass -o DEST (or set VIDPIPE_OUTPUT, or transcode-hls.output in the config file)".into(),
+            )
+        })?;
+        let ladder = self.resolve(
+            ("--ladder (VIDPIPE_LADDER)", args.ladder.clone()),
+            ("transcode-hls.ladder", cfg.ladder.as_ref()),
+            defaults.ladder.clone(),
+            |s| Ladder::parse(&s),
+            |s: &String| Ladder::parse(s),
+        )?;
+        let audio_bitrate = self.resolve(
+            (
+                "--audio-bitrate (VIDPIPE_AUDIO_BITRATE)",
+                args.audio_bitrate.clone(),
+            ),
+            ("transcode-hls.audio-bitrate", cfg.audio_bitrate.as_ref()),
+            defaults.audio_bitrate,
+            |s| parse_audio_bitrate(&s),
+            |v| parse_audio_bitrate(&text(v)),
+        )?;
+        let segment_ms = self.resolve(
+            (
+                "--segment-duration (VIDPIPE_SEGMENT_DURATION)",
+                args.segment_duration.clone(),
+            ),
+            (
+                "transcode-hls.segment-duration",
+                cfg.segment_duration.as_ref(),
+            ),
+            defaults.segment_ms,
+            |s| parse_segment_ms(&s),
+            |v| parse_segment_ms(&text(v)),
+        )?;
+        let segment_format = self.resolve(
+            (
+                "--segment-format (VIDPIPE_SEGMENT_FORMAT)",
+                args.segment_format,
+            ),
+            ("transcode-hls.segment-format", cfg.segment_format.as_ref()),
+            defaults.segment_format,
+            |f| Ok(segment_format(f)),
+            |s: &String| {
+                <SegmentFormatArg as clap::ValueEnum>::from_str(s, true)
+                    .map(segment_format)
+                    .map_err(|_| "must be ts or fmp4".to_string())
+            },
+        )?;
+        let preset = self.resolve(
+            ("--preset (VIDPIPE_PRESET)", args.preset.clone()),
+            ("transcode-hls.preset", cfg.preset.as_ref()),
+            defaults.preset.clone(),
+            |s| parse_preset(&s),
+            |s: &String| parse_preset(s),
+        )?;
+        let max_fps = self.resolve(
+            ("--max-fps (VIDPIPE_MAX_FPS)", args.max_fps),
+            ("transcode-hls.max-fps", cfg.max_fps.as_ref()),
+            defaults.max_fps,
+            parse_max_fps,
+            |n: &u32| parse_max_fps(*n),
+        )?;
+        let threads = self.resolve(
+            ("--threads (VIDPIPE_THREADS)", args.threads),
+            ("transcode-hls.threads", cfg.threads.as_ref()),
+            defaults.threads,
+            Ok,
+            |n: &usize| Ok(*n),
+        )?;
+        let shard = args
+            .shard
+            .as_deref()
+            .map(Shard::parse)
+            .transpose()
+            .map_err(|reason| SettingsError::Flag {
+                flag: "--shard (VIDPIPE_SHARD)".into(),
+                reason,
+            })?;
+        Ok(TranscodeRun {
+            inputs: args.inputs.clone(),
+            output,
+            shard,
+            settings: TranscodeSettings {
+                ladder,
+                audio_bitrate,
+                segment_ms,
+                segment_format,
+                preset,
+                max_fps,
+                threads,
+            },
+        })
+    }
+}
+
+/// Everything `transcode-hls` needs to run.
+#[derive(Debug, Clone)]
+pub struct TranscodeRun {
+    /// Input arguments as given.
+    pub inputs: Vec<String>,
+    /// Output directory.
+    pub output: PathBuf,
+    /// This machine's share of the inputs.
+    pub shard: Option<Shard>,
+    /// Engine settings.
+    pub settings: TranscodeSettings,
+}
+
+fn segment_format(f: SegmentFormatArg) -> SegmentFormat {
+    match f {
+        SegmentFormatArg::Ts => SegmentFormat::Ts,
+        SegmentFormatArg::Fmp4 => SegmentFormat::Fmp4,
+    }
+}
+
+fn parse_audio_bitrate(s: &str) -> Result<Bitrate, String> {
+    let b = Bitrate::parse(s)?;
+    if !(32_000..=512_000).contains(&b.0) {
+        return Err(format!("audio bitrate {b} must be between 32k and 512k"));
+    }
+    Ok(b)
+}
+
+fn parse_segment_ms(s: &str) -> Result<u32, String> {
+    let secs = parse_seconds(s)?;
+    if !(1.0..=60.0).contains(&secs) {
+        return Err(format!(
+            "segment duration {secs}s must be between 1 and 60 seconds"
+        ));
+    }
+    Ok((secs * 1000.0).round() as u32)
+}
+
+fn parse_preset(s: &str) -> Result<String, String> {
+    if PRESETS.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "unknown x264 preset `{s}` (one of: {})",
+            PRESETS.join(", ")
+        ))
+    }
+}
+
+fn parse_max_fps(n: u32) -> Result<u32, String> {
+    if (1..=240).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} must be between 1 and 240"))
+    }
+}

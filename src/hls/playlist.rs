@@ -1,0 +1,351 @@
+//! HLS playlist text (RFC 8216 and Apple's HLS authoring specification).
+//!
+//! Pure functions from measured segments to playlist text: no I/O, so the
+//! output is snapshot-tested. Bandwidths are always measured from the bytes
+//! the segments really carry, never copied from the encoder's target.
+
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+
+/// One written segment, as measured after muxing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentInfo {
+    /// File name relative to the playlist.
+    pub uri: String,
+    /// Duration in seconds.
+    pub duration: f64,
+    /// Size of the segment file in bytes.
+    pub bytes: u64,
+    /// Byte range of the segment's IDR frame (offset, length), for video.
+    pub iframe: Option<(u64, u64)>,
+}
+
+/// Container of the media segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentFormat {
+    /// MPEG-2 transport stream (`.ts`), playable everywhere.
+    #[default]
+    Ts,
+    /// Fragmented MP4 (`init.mp4` + `.m4s`).
+    Fmp4,
+}
+
+impl SegmentFormat {
+    /// File extension of media segments.
+    pub fn extension(self) -> &'static str {
+        match self {
+            SegmentFormat::Ts => "ts",
+            SegmentFormat::Fmp4 => "m4s",
+        }
+    }
+
+    /// `EXT-X-VERSION` needed by our playlists: byte ranges and
+    /// I-FRAMES-ONLY need 4, `EXT-X-MAP` in media playlists needs 6;
+    /// we use 7 for fMP4 as Apple's tools do.
+    pub fn version(self) -> u8 {
+        match self {
+            SegmentFormat::Ts => 4,
+            SegmentFormat::Fmp4 => 7,
+        }
+    }
+
+    /// Name of the initialization segment, if the format has one.
+    pub fn init_segment(self) -> Option<&'static str> {
+        match self {
+            SegmentFormat::Ts => None,
+            SegmentFormat::Fmp4 => Some("init.mp4"),
+        }
+    }
+}
+
+/// Target duration: the largest EXTINF rounded to the nearest integer.
+pub fn target_duration(segments: &[SegmentInfo]) -> u64 {
+    segments
+        .iter()
+        .map(|s| s.duration.round() as u64)
+        .max()
+        .unwrap_or(1)
+        .max(1)
+}
+
+fn header(out: &mut String, format: SegmentFormat, target: u64) {
+    let _ = writeln!(out, "#EXTM3U");
+    let _ = writeln!(out, "#EXT-X-VERSION:{}", format.version());
+    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
+    let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:0");
+    let _ = writeln!(out, "#EXT-X-PLAYLIST-TYPE:VOD");
+    let _ = writeln!(out, "#EXT-X-INDEPENDENT-SEGMENTS");
+}
+
+fn map_line(out: &mut String, format: SegmentFormat) {
+    if let Some(init) = format.init_segment() {
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{init}\"");
+    }
+}
+
+/// A VOD media playlist listing every segment.
+pub fn media_playlist(format: SegmentFormat, segments: &[SegmentInfo]) -> String {
+    let mut out = String::new();
+    header(&mut out, format, target_duration(segments));
+    map_line(&mut out, format);
+    for s in segments {
+        let _ = writeln!(out, "#EXTINF:{:.6},", s.duration);
+        let _ = writeln!(out, "{}", s.uri);
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+/// An I-frame playlist: one byte range per segment, covering its IDR frame.
+pub fn iframe_playlist(format: SegmentFormat, segments: &[SegmentInfo]) -> String {
+    let mut out = String::new();
+    header(&mut out, format, target_duration(segments));
+    out.push_str("#EXT-X-I-FRAMES-ONLY\n");
+    map_line(&mut out, format);
+    for s in segments {
+        if let Some((offset, len)) = s.iframe {
+            let _ = writeln!(out, "#EXTINF:{:.6},", s.duration);
+            let _ = writeln!(out, "#EXT-X-BYTERANGE:{len}@{offset}");
+            let _ = writeln!(out, "{}", s.uri);
+        }
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+/// Peak and average bits per second of a stream made of segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bandwidth {
+    /// Highest per-segment bitrate (RFC 8216 `BANDWIDTH`).
+    pub peak: u64,
+    /// Total bits over total duration (`AVERAGE-BANDWIDTH`).
+    pub average: u64,
+}
+
+impl Bandwidth {
+    /// Measures a variant: video segments plus, segment by segment, the
+    /// audio rendition played with it. `bytes_of` picks what counts (whole
+    /// segments, or only I-frames).
+    pub fn measure(
+        video: &[SegmentInfo],
+        audio: &[SegmentInfo],
+        bytes_of: impl Fn(&SegmentInfo) -> u64,
+    ) -> Bandwidth {
+        let mut peak = 0f64;
+        let mut total_bits = 0f64;
+        let mut total_secs = 0f64;
+        for (i, v) in video.iter().enumerate() {
+            let audio_bytes = audio.get(i).map_or(0, &bytes_of);
+            let bits = (bytes_of(v) + audio_bytes) as f64 * 8.0;
+            if v.duration > 0.0 {
+                peak = peak.max(bits / v.duration);
+            }
+            total_bits += bits;
+            total_secs += v.duration;
+        }
+        // Audio segments past the end of the video still have to be fetched.
+        for a in audio.iter().skip(video.len()) {
+            total_bits += bytes_of(a) as f64 * 8.0;
+        }
+        let average = if total_secs > 0.0 {
+            total_bits / total_secs
+        } else {
+            0.0
+        };
+        Bandwidth {
+            peak: peak.ceil() as u64,
+            average: average.ceil() as u64,
+        }
+    }
+}
+
+/// A video variant as listed in the master playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// URI of the media playlist, relative to the master.
+    pub uri: String,
+    /// URI of the I-frame playlist.
+    pub iframe_uri: String,
+    /// Measured bandwidth of video + audio.
+    pub bandwidth: Bandwidth,
+    /// Measured bandwidth of the I-frame playlist.
+    pub iframe_bandwidth: Bandwidth,
+    /// RFC 6381 codec of the video, e.g. `avc1.64001f`.
+    pub video_codec: String,
+    /// Encoded width.
+    pub width: u32,
+    /// Encoded height.
+    pub height: u32,
+    /// Frames per second.
+    pub frame_rate: f64,
+}
+
+/// The audio rendition shared by every variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioGroup {
+    /// URI of its media playlist.
+    pub uri: String,
+    /// RFC 6381 codec, e.g. `mp4a.40.2`.
+    pub codec: String,
+    /// Channel count.
+    pub channels: u16,
+    /// BCP-47 language, if the source declared one.
+    pub language: Option<String>,
+}
+
+/// Group id used for the audio rendition.
+pub const AUDIO_GROUP: &str = "audio";
+
+/// The master playlist: variants in the order given, the audio group, and
+/// one I-frame stream per variant.
+pub fn master_playlist(
+    format: SegmentFormat,
+    variants: &[Variant],
+    audio: Option<&AudioGroup>,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "#EXTM3U");
+    let _ = writeln!(out, "#EXT-X-VERSION:{}", format.version());
+    out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    if let Some(a) = audio {
+        let language = a
+            .language
+            .as_deref()
+            .map(|l| format!(",LANGUAGE=\"{l}\""))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"Main\"{language},DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}\"",
+            a.channels, a.uri
+        );
+    }
+    out.push('\n');
+    for v in variants {
+        let codecs = match audio {
+            Some(a) => format!("{},{}", v.video_codec, a.codec),
+            None => v.video_codec.clone(),
+        };
+        let audio_attr = if audio.is_some() {
+            format!(",AUDIO=\"{AUDIO_GROUP}\"")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{codecs}\",RESOLUTION={}x{},FRAME-RATE={:.3}{audio_attr},CLOSED-CAPTIONS=NONE",
+            v.bandwidth.peak, v.bandwidth.average, v.width, v.height, v.frame_rate
+        );
+        let _ = writeln!(out, "{}", v.uri);
+    }
+    out.push('\n');
+    for v in variants {
+        let _ = writeln!(
+            out,
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},URI=\"{}\"",
+            v.iframe_bandwidth.peak,
+            v.iframe_bandwidth.average,
+            v.video_codec,
+            v.width,
+            v.height,
+            v.iframe_uri
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(durations: &[f64], bytes: u64) -> Vec<SegmentInfo> {
+        durations
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| SegmentInfo {
+                uri: format!("seg_{i:05}.ts"),
+                duration: d,
+                bytes: bytes * (i as u64 + 1),
+                iframe: Some((0, bytes / 4)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn target_duration_covers_every_rounded_extinf() {
+        let s = segments(&[6.006, 6.006, 6.5, 1.2], 1000);
+        assert_eq!(target_duration(&s), 7);
+        let s = segments(&[6.006, 6.49], 1000);
+        assert_eq!(target_duration(&s), 6);
+    }
+
+    #[test]
+    fn bandwidth_is_peak_and_average_of_video_plus_audio() {
+        let video = segments(&[2.0, 2.0], 1000); // 1000 and 2000 bytes
+        let audio = segments(&[2.0, 2.0], 100); // 100 and 200 bytes
+        let bw = Bandwidth::measure(&video, &audio, |s| s.bytes);
+        assert_eq!(bw.peak, 2200 * 8 / 2);
+        assert_eq!(bw.average, 3300 * 8 / 4);
+    }
+
+    #[test]
+    fn media_playlist_snapshot() {
+        let s = segments(&[6.0, 6.0, 2.5], 50_000);
+        insta::assert_snapshot!(media_playlist(SegmentFormat::Ts, &s));
+    }
+
+    #[test]
+    fn fmp4_iframe_playlist_snapshot() {
+        let s = segments(&[6.006, 3.2], 50_000);
+        insta::assert_snapshot!(iframe_playlist(SegmentFormat::Fmp4, &s));
+    }
+
+    #[test]
+    fn master_playlist_snapshot() {
+        let video = segments(&[6.0, 4.0], 400_000);
+        let audio = segments(&[6.0, 4.0], 20_000);
+        let variant = |name: &str, w, h, codec: &str| Variant {
+            uri: format!("{name}/index.m3u8"),
+            iframe_uri: format!("{name}/iframes.m3u8"),
+            bandwidth: Bandwidth::measure(&video, &audio, |s| s.bytes),
+            iframe_bandwidth: Bandwidth::measure(&video, &[], |s| s.iframe.map_or(0, |r| r.1)),
+            video_codec: codec.into(),
+            width: w,
+            height: h,
+            frame_rate: 29.97,
+        };
+        let audio_group = AudioGroup {
+            uri: "audio/index.m3u8".into(),
+            codec: "mp4a.40.2".into(),
+            channels: 2,
+            language: Some("en".into()),
+        };
+        insta::assert_snapshot!(master_playlist(
+            SegmentFormat::Ts,
+            &[
+                variant("720p", 1280, 720, "avc1.64001f"),
+                variant("360p", 640, 360, "avc1.64001e")
+            ],
+            Some(&audio_group)
+        ));
+    }
+
+    #[test]
+    fn master_without_audio_has_no_audio_group() {
+        let video = segments(&[6.0], 1000);
+        let v = Variant {
+            uri: "240p/index.m3u8".into(),
+            iframe_uri: "240p/iframes.m3u8".into(),
+            bandwidth: Bandwidth::measure(&video, &[], |s| s.bytes),
+            iframe_bandwidth: Bandwidth::measure(&video, &[], |s| s.bytes),
+            video_codec: "avc1.64000d".into(),
+            width: 426,
+            height: 240,
+            frame_rate: 25.0,
+        };
+        let text = master_playlist(SegmentFormat::Ts, &[v], None);
+        assert!(!text.contains("TYPE=AUDIO"));
+        assert!(!text.contains("AUDIO=\""));
+        assert!(text.contains("CODECS=\"avc1.64000d\""));
+    }
+}

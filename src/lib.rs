@@ -1,0 +1,25 @@
+//! vidpipe's engine: everything that publishes video, with no knowledge of
+//! command lines, terminals or progress bars.
+//!
+//! The CLI (`src/main.rs`, `src/cli/`) turns flags, environment and the YAML
+//! config file into validated settings and hands them to the jobs here:
+//! [`hls`] for adaptive-bitrate HLS. Jobs are built on shared parts:
+//! [`media`] (libav through `ffmpeg-next`: probe, decode, scale, encode, mux),
+//! [`progress`] (typed events behind one reporter trait), [`inputs`]
+//! (expanding paths, directories and URLs into a batch) and [`fsutil`]
+//! (atomic writes).
+
+pub mod config;
+pub mod fsutil;
+pub mod hls;
+pub mod inputs;
+pub mod media;
+pub mod progress;
+pub mod storage;
+pub mod units;
+
+/// Set when the user asks the process to stop (Ctrl-C, SIGTERM).
+///
+/// Long jobs poll it between units of work (frames, segments) and stop
+/// cleanly: checkpoints stay, temp files go.
+pub type CancelFlag = std::sync::Arc<std::sync::atomic::AtomicBool>;

@@ -1,0 +1,85 @@
+//! `vidpipe`: parse, set up logging and progress, dispatch, map the result
+//! to the documented exit codes (0 ok, 1 some inputs failed, 2 usage or
+//! configuration error, 130 interrupted).
+
+mod cli;
+
+use clap::Parser;
+use cli::report::{Bars, JsonLines};
+use cli::settings::Layers;
+use cli::{Cli, Command, ProgressMode};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use vidpipe::progress::{Reporter, Silent};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(outcome) => outcome.exit_code(),
+        Err(report) => {
+            eprintln!("error: {report:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> color_eyre::Result<cli::Outcome> {
+    let layers = Layers::load(&cli)?;
+    let progress = layers.progress(&cli)?;
+    let reporter: Box<dyn Reporter> = match progress {
+        ProgressMode::Json => Box::new(JsonLines::default()),
+        ProgressMode::Bars => Box::new(Bars::new()),
+        ProgressMode::Auto if std::io::stderr().is_terminal() => Box::new(Bars::new()),
+        ProgressMode::Auto | ProgressMode::None => Box::new(Silent),
+    };
+    let chatty = cli.quiet == 0 && progress != ProgressMode::Json;
+    match &cli.command {
+        Command::TranscodeHls(args) => {
+            let run = layers.transcode(args)?;
+            let cancel = cancel_on_signal();
+            Ok(cli::transcode::run(
+                &run,
+                reporter.as_ref(),
+                &cancel,
+                chatty,
+            ))
+        }
+        Command::Probe(args) => Ok(cli::probe(&args.input)),
+    }
+}
+
+/// Ctrl-C and SIGTERM set a flag the jobs poll; a second Ctrl-C exits at once.
+fn cancel_on_signal() -> vidpipe::CancelFlag {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    let installed = ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("stopping: finishing the current step and saving the checkpoint (Ctrl-C again to quit now)");
+    });
+    if let Err(e) = installed {
+        tracing::warn!("cannot install the interrupt handler: {e}");
+    }
+    flag
+}
+
+fn init_logging(verbose: u8, quiet: u8) {
+    let level = match (verbose, quiet) {
+        (0, 0) => "warn",
+        (_, 1) => "error",
+        (_, q) if q >= 2 => "off",
+        (1, _) => "info,vidpipe=debug",
+        _ => "debug,vidpipe=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIDPIPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

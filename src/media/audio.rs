@@ -1,0 +1,200 @@
+//! Audio: decode once, downmix to stereo, encode once to AAC-LC.
+//!
+//! Runs in its own worker beside the video renditions. Decoded frames go
+//! through `aresample`/`aformat` (surround is downmixed by libswresample's
+//! standard matrix) and leave the graph in exactly the encoder's frame size,
+//! so timestamps stay sample-exact.
+
+use super::{ff, AvContext, MediaError, Result};
+
+/// Output sample rate.
+pub const SAMPLE_RATE: i32 = 48_000;
+
+/// Decoder, downmix graph and AAC encoder for one audio stream.
+pub struct AudioTranscoder {
+    decoder: ff::decoder::Audio,
+    encoder: ff::encoder::audio::Encoder,
+    graph: Option<ff::filter::Graph>,
+    in_time_base: ff::Rational,
+    /// Added to the graph's sample timestamps to put them on the output
+    /// timeline.
+    offset: i64,
+    /// Frames starting before this output sample are dropped (resume).
+    drop_before: i64,
+}
+
+impl AudioTranscoder {
+    /// A transcoder for `stream` at `bitrate`; output timestamps are the
+    /// input's (in samples) plus `offset`; frames before `drop_before` are
+    /// skipped.
+    pub fn new(
+        stream: &ff::format::stream::Stream,
+        bitrate: u64,
+        global_header: bool,
+        offset: i64,
+        drop_before: i64,
+    ) -> Result<Self> {
+        let ctx = ff::codec::context::Context::from_parameters(stream.parameters())
+            .av(|| "reading the audio stream's parameters".into())?;
+        let decoder = ctx
+            .decoder()
+            .audio()
+            .av(|| "opening the audio decoder".into())?;
+        let codec = ff::encoder::find(ff::codec::Id::AAC)
+            .ok_or_else(|| MediaError::Unsupported("libavcodec has no AAC encoder".into()))?;
+        let mut enc = ff::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .audio()
+            .av(|| "creating the AAC encoder".into())?;
+        enc.set_rate(SAMPLE_RATE);
+        enc.set_channel_layout(ff::ChannelLayout::STEREO);
+        enc.set_channels(2);
+        enc.set_format(ff::format::Sample::F32(ff::format::sample::Type::Planar));
+        enc.set_bit_rate(bitrate as usize);
+        enc.set_time_base(ff::Rational(1, SAMPLE_RATE));
+        if global_header {
+            enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+        }
+        let mut options = ff::Dictionary::new();
+        options.set("profile", "aac_low");
+        let encoder = enc
+            .open_with(options)
+            .av(|| "opening the AAC encoder".into())?;
+        Ok(AudioTranscoder {
+            decoder,
+            encoder,
+            graph: None,
+            in_time_base: stream.time_base(),
+            offset,
+            drop_before,
+        })
+    }
+
+    /// The opened encoder, for creating the muxer.
+    pub fn encoder(&self) -> &ff::encoder::audio::Encoder {
+        &self.encoder
+    }
+
+    /// Decodes one packet; encoded AAC packets go to `out`.
+    pub fn push(
+        &mut self,
+        packet: &ff::Packet,
+        out: &mut impl FnMut(ff::Packet) -> Result<()>,
+    ) -> Result<()> {
+        match self.decoder.send_packet(packet) {
+            Ok(()) => {}
+            Err(ff::Error::InvalidData) => return Ok(()),
+            Err(e) => return Err(e).av(|| "decoding audio".into()),
+        }
+        self.drain_decoder(out)
+    }
+
+    /// Flushes decoder, graph and encoder at end of input.
+    pub fn finish(&mut self, out: &mut impl FnMut(ff::Packet) -> Result<()>) -> Result<()> {
+        let _ = self.decoder.send_eof();
+        self.drain_decoder(out)?;
+        if let Some(graph) = self.graph.as_mut() {
+            if let Some(mut src) = graph.get("in") {
+                src.source()
+                    .flush()
+                    .av(|| "flushing the audio filter".into())?;
+            }
+        }
+        self.drain_graph(out)?;
+        self.encoder
+            .send_eof()
+            .av(|| "flushing the AAC encoder".into())?;
+        self.drain_encoder(out)
+    }
+
+    fn drain_decoder(&mut self, out: &mut impl FnMut(ff::Packet) -> Result<()>) -> Result<()> {
+        let mut decoded = ff::frame::Audio::empty();
+        while self.decoder.receive_frame(&mut decoded).is_ok() {
+            let ts = decoded.timestamp();
+            decoded.set_pts(ts);
+            if self.graph.is_none() {
+                self.graph = Some(self.build_graph(&decoded)?);
+            }
+            if let Some(graph) = self.graph.as_mut() {
+                if let Some(mut src) = graph.get("in") {
+                    src.source().add(&decoded).av(|| "filtering audio".into())?;
+                }
+            }
+            self.drain_graph(out)?;
+        }
+        Ok(())
+    }
+
+    fn drain_graph(&mut self, out: &mut impl FnMut(ff::Packet) -> Result<()>) -> Result<()> {
+        loop {
+            let mut frame = ff::frame::Audio::empty();
+            let got = match self.graph.as_mut().and_then(|g| g.get("out")) {
+                Some(mut sink) => sink.sink().frame(&mut frame).is_ok(),
+                None => false,
+            };
+            if !got {
+                return Ok(());
+            }
+            let Some(pts) = frame.pts() else { continue };
+            let pts = pts + self.offset;
+            if pts < self.drop_before {
+                continue;
+            }
+            frame.set_pts(Some(pts));
+            self.encoder
+                .send_frame(&frame)
+                .av(|| "encoding AAC".into())?;
+            self.drain_encoder(out)?;
+        }
+    }
+
+    fn drain_encoder(&mut self, out: &mut impl FnMut(ff::Packet) -> Result<()>) -> Result<()> {
+        let mut packet = ff::Packet::empty();
+        while self.encoder.receive_packet(&mut packet).is_ok() {
+            out(std::mem::replace(&mut packet, ff::Packet::empty()))?;
+        }
+        Ok(())
+    }
+
+    fn build_graph(&self, first: &ff::frame::Audio) -> Result<ff::filter::Graph> {
+        let layout = if first.channel_layout().is_empty() {
+            ff::ChannelLayout::default(i32::from(first.channels()))
+        } else {
+            first.channel_layout()
+        };
+        let fmt: ff::ffi::AVSampleFormat = first.format().into();
+        let args = format!(
+            "time_base={}/{}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
+            self.in_time_base.numerator(),
+            self.in_time_base.denominator(),
+            first.rate(),
+            fmt as i32,
+            layout.bits()
+        );
+        let chain =
+            format!("aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo");
+        let mut graph = ff::filter::Graph::new();
+        let abuffer = ff::filter::find("abuffer")
+            .ok_or_else(|| MediaError::Unsupported("libavfilter has no `abuffer`".into()))?;
+        let asink = ff::filter::find("abuffersink")
+            .ok_or_else(|| MediaError::Unsupported("libavfilter has no `abuffersink`".into()))?;
+        graph
+            .add(&abuffer, "in", &args)
+            .av(|| format!("creating the audio source ({args})"))?;
+        graph
+            .add(&asink, "out", "")
+            .av(|| "creating the audio sink".into())?;
+        graph
+            .output("in", 0)
+            .and_then(|p| p.input("out", 0))
+            .and_then(|p| p.parse(&chain))
+            .av(|| format!("building the audio filter `{chain}`"))?;
+        graph
+            .validate()
+            .av(|| "configuring the audio filter".into())?;
+        if let Some(mut sink) = graph.get("out") {
+            sink.sink().set_frame_size(self.encoder.frame_size());
+        }
+        Ok(graph)
+    }
+}

@@ -1,0 +1,108 @@
+//! libav, through `ffmpeg-next`: everything vidpipe does with media.
+//!
+//! Jobs never call `ffmpeg-next` directly; they use these pieces:
+//! [`probe`] (facts about an input), [`video`] (decode once, orient, scale,
+//! H.264 encode), [`audio`] (decode, downmix, AAC encode), [`mux`]
+//! (segment muxers writing to memory) and [`thumbnail`] (one JPEG).
+//! Scalers and filter graphs are created inside the thread that uses them.
+
+pub mod audio;
+pub mod codecs;
+pub mod mux;
+pub mod probe;
+pub mod thumbnail;
+pub mod video;
+
+pub use ffmpeg_next as ff;
+
+use std::sync::Once;
+
+/// What went wrong inside libav, with the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// libav refused an operation.
+    #[error("{what}: {source}")]
+    Av {
+        /// The operation, in words a user understands.
+        what: String,
+        /// libav's error.
+        #[source]
+        source: ff::Error,
+    },
+    /// The input is not something vidpipe can publish.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Reading or writing a file failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// The operation and path.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result alias for media operations.
+pub type Result<T> = std::result::Result<T, MediaError>;
+
+/// Attaches a description to a libav error.
+pub trait AvContext<T> {
+    /// Wraps the error with `what` (evaluated only on failure).
+    fn av(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> AvContext<T> for std::result::Result<T, ff::Error> {
+    fn av(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| MediaError::Av {
+            what: what(),
+            source,
+        })
+    }
+}
+
+/// Initialises libav once per process and keeps its own logging quiet
+/// (vidpipe reports problems itself, naming the file).
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // Registration cannot fail with the libraries Debian ships; if it
+        // did, the first open would report the problem with a file name.
+        let _ = ff::init();
+        ff::util::log::set_level(ff::util::log::Level::Fatal);
+    });
+}
+
+/// Whether `input` names a network resource libav should open itself.
+pub fn is_url(input: &str) -> bool {
+    input.starts_with("http://") || input.starts_with("https://")
+}
+
+/// Opens an input for demuxing, with a network timeout for URLs.
+pub fn open_input(input: &str) -> Result<ff::format::context::Input> {
+    init();
+    let mut options = ff::Dictionary::new();
+    if is_url(input) {
+        // Microseconds: give up on a dead server instead of hanging a batch.
+        options.set("rw_timeout", "30000000");
+        options.set("reconnect", "1");
+    }
+    ff::format::input_with_dictionary(input, options).map_err(|source| {
+        let reason = match source {
+            ff::Error::InvalidData => {
+                "not a media file libav can read (unknown format or corrupt data)".to_string()
+            }
+            other => other.to_string(),
+        };
+        MediaError::Unsupported(format!("cannot open: {reason}"))
+    })
+}
+
+/// Converts a libav rational to f64, treating 0/0 as 0.
+pub fn rational_f64(r: ff::Rational) -> f64 {
+    if r.denominator() == 0 {
+        0.0
+    } else {
+        f64::from(r.numerator()) / f64::from(r.denominator())
+    }
+}

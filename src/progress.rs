@@ -1,0 +1,99 @@
+//! Progress and milestone events, behind one reporter trait.
+//!
+//! Jobs describe what happens as typed [`Event`]s and hand them to a
+//! [`Reporter`]; they never format output themselves. The CLI picks the
+//! reporter (indicatif bars, NDJSON lines, nothing), tests can collect events
+//! in memory. Every event serialises to one JSON object with an `event` tag,
+//! which is exactly what `--progress json` prints.
+
+use serde::Serialize;
+
+/// Something a job wants the user (or a CI script) to know.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// An input was opened and probed.
+    Probe {
+        input: String,
+        width: u32,
+        height: u32,
+        duration: f64,
+        fps: f64,
+        audio: bool,
+    },
+    /// The renditions chosen for an input.
+    Ladder {
+        input: String,
+        renditions: Vec<String>,
+        /// Share of the total work each rendition represents (sums to 1).
+        weights: Vec<f64>,
+    },
+    /// A previous run's checkpoint was found and will be continued.
+    Resume { input: String, from_segment: u32 },
+    /// The thumbnail JPEG exists.
+    ThumbnailReady { input: String, path: String },
+    /// A rendition advanced: `done` out of `total` units (frames or
+    /// seconds of audio, scaled to 1000ths of the total).
+    Progress {
+        input: String,
+        rendition: String,
+        percent: f64,
+    },
+    /// A segment file was written.
+    SegmentWritten {
+        input: String,
+        rendition: String,
+        index: u32,
+        duration: f64,
+        bytes: u64,
+    },
+    /// A rendition finished and its playlists were written.
+    RenditionDone {
+        input: String,
+        rendition: String,
+        segments: u32,
+        average_bandwidth: u64,
+        peak_bandwidth: u64,
+    },
+    /// A rendition was already complete from an earlier run.
+    RenditionSkipped { input: String, rendition: String },
+    /// An input finished: its master playlist is in place.
+    Done { input: String, master: String },
+    /// An input failed; the batch goes on.
+    Error { input: String, message: String },
+}
+
+impl Event {
+    /// Milestones are reported at once; plain progress may be throttled.
+    pub fn is_milestone(&self) -> bool {
+        !matches!(self, Event::Progress { .. })
+    }
+}
+
+/// Receives a job's events. Implementations must be cheap: events arrive
+/// from encoder threads.
+pub trait Reporter: Send + Sync {
+    /// Records one event.
+    fn report(&self, event: Event);
+}
+
+/// A reporter that drops everything (`--progress none`).
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn report(&self, _event: Event) {}
+}
+
+/// A reporter that keeps every event, for tests and for callers that want
+/// to inspect a run afterwards.
+#[derive(Debug, Default)]
+pub struct Collected(pub std::sync::Mutex<Vec<Event>>);
+
+impl Reporter for Collected {
+    fn report(&self, event: Event) {
+        if let Ok(mut events) = self.0.lock() {
+            events.push(event);
+        }
+    }
+}
