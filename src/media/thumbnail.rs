@@ -29,8 +29,11 @@ pub fn thumbnail_jpeg(input: &str, rotation: u32, at_seconds: f64) -> Result<Vec
     let target = start + (at_seconds / super::rational_f64(time_base)) as i64;
     if at_seconds > 0.0 {
         let ts = (at_seconds * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
-        // Not every input can seek (pipes, some streams): decode from the start then.
-        let _ = ictx.seek(ts, ..ts);
+        // Not every input can seek (servers without ranges, pipes): then
+        // decode from the start of a fresh connection.
+        if ictx.seek(ts, ..ts).is_err() {
+            ictx = open_input(input)?;
+        }
     }
     let mut picked: Option<Frame> = None;
     let mut decoded = Frame::empty();

@@ -1,0 +1,221 @@
+//! Shared helpers for the integration tests: generated clips (the `ffmpeg`
+//! program as an independent peer), the vidpipe binary, playlist parsing
+//! and `ffprobe` checks.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The vidpipe binary under test.
+pub fn vidpipe() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vidpipe"));
+    // Keep the environment of the developer's shell out of the tests.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VIDPIPE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs a command and returns its output, panicking if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// What a generated clip contains.
+#[derive(Debug, Clone)]
+pub struct ClipSpec {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub seconds: f64,
+    /// Audio channel layout (`stereo`, `5.1`), or none.
+    pub audio: Option<&'static str>,
+    /// Display rotation metadata in degrees.
+    pub rotate: Option<u32>,
+    /// Drop frames irregularly so timestamps are variable.
+    pub variable_rate: bool,
+}
+
+impl ClipSpec {
+    pub fn new(width: u32, height: u32, seconds: f64) -> Self {
+        ClipSpec {
+            width,
+            height,
+            fps: 25,
+            seconds,
+            audio: Some("stereo"),
+            rotate: None,
+            variable_rate: false,
+        }
+    }
+}
+
+/// Generates a clip with `testsrc2` (+ `sine`) using the ffmpeg CLI.
+pub fn make_clip(dir: &Path, name: &str, spec: &ClipSpec) -> PathBuf {
+    let path = dir.join(name);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i"]).arg(format!(
+        "testsrc2=size={}x{}:rate={}:duration={}",
+        spec.width, spec.height, spec.fps, spec.seconds
+    ));
+    if let Some(layout) = spec.audio {
+        cmd.args(["-f", "lavfi", "-i"]).arg(format!(
+            "sine=frequency=440:sample_rate=48000:duration={},aformat=channel_layouts={layout}",
+            spec.seconds
+        ));
+    }
+    if spec.variable_rate {
+        cmd.args(["-vf", "select='not(eq(mod(n\\,10)\\,3))*not(eq(mod(n\\,7)\\,5))'", "-vsync", "vfr"]);
+    }
+    cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]);
+    if spec.audio.is_some() {
+        cmd.args(["-c:a", "aac", "-b:a", "96k"]);
+    }
+    cmd.args(["-movflags", "+faststart"]);
+    let encoded = match spec.rotate {
+        Some(_) => dir.join(format!("unrotated-{name}")),
+        None => path.clone(),
+    };
+    cmd.arg(&encoded);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "ffmpeg failed to make {name}: {}", String::from_utf8_lossy(&out.stderr));
+    if let Some(r) = spec.rotate {
+        // FFmpeg 5.1 stores rotation metadata only when stream-copying.
+        let out = run(Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&encoded)
+            .args(["-c", "copy", "-metadata:s:v:0", &format!("rotate={r}")])
+            .arg(&path));
+        assert!(out.status.success(), "ffmpeg failed to rotate {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    path
+}
+
+/// One entry of a media playlist.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub duration: f64,
+    pub uri: String,
+    pub byterange: Option<(u64, u64)>,
+}
+
+/// Parses a media playlist's segments.
+pub fn media_entries(path: &Path) -> Vec<Entry> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut entries = Vec::new();
+    let mut duration = None;
+    let mut byterange = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("#EXTINF:") {
+            duration = Some(rest.trim_end_matches(',').split(',').next().unwrap_or("").parse::<f64>().expect("EXTINF number"));
+        } else if let Some(rest) = line.strip_prefix("#EXT-X-BYTERANGE:") {
+            let (len, off) = rest.split_once('@').expect("len@offset");
+            byterange = Some((off.parse().expect("offset"), len.parse().expect("length")));
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            entries.push(Entry {
+                duration: duration.take().expect("EXTINF before URI"),
+                uri: line.to_string(),
+                byterange: byterange.take(),
+            });
+        }
+    }
+    entries
+}
+
+/// Value of `#EXT-X-TARGETDURATION`.
+pub fn target_duration(path: &Path) -> u64 {
+    let text = std::fs::read_to_string(path).expect("read playlist");
+    text.lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
+        .expect("TARGETDURATION")
+        .parse()
+        .expect("integer")
+}
+
+/// A variant of a master playlist.
+#[derive(Debug, Clone)]
+pub struct StreamInf {
+    pub attrs: std::collections::HashMap<String, String>,
+    pub uri: String,
+}
+
+/// Parses `#EXT-X-STREAM-INF` entries and their URIs.
+pub fn variants(master: &Path) -> Vec<StreamInf> {
+    let text = std::fs::read_to_string(master).expect("read master");
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some(rest) = line.strip_prefix("#EXT-X-STREAM-INF:") {
+            let uri = lines.next().expect("URI after STREAM-INF").to_string();
+            out.push(StreamInf { attrs: attributes(rest), uri });
+        }
+    }
+    out
+}
+
+/// Parses an attribute list (`A=1,B="x,y"`).
+pub fn attributes(list: &str) -> std::collections::HashMap<String, String> {
+    let mut map = std::collections::HashMap::new();
+    let mut rest = list;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=').expect("KEY=VALUE");
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"').expect("closing quote");
+            (&quoted[..end], quoted[end + 1..].trim_start_matches(','))
+        } else {
+            match after.split_once(',') {
+                Some((v, n)) => (v, n),
+                None => (after, ""),
+            }
+        };
+        map.insert(key.to_string(), value.to_string());
+        rest = next;
+    }
+    map
+}
+
+/// ffprobe JSON for a file.
+pub fn ffprobe(path: &Path, args: &[&str]) -> serde_json::Value {
+    let out = run(Command::new("ffprobe").args(["-v", "error", "-of", "json"]).args(args).arg(path));
+    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("ffprobe json")
+}
+
+/// The first video packet of a segment: (pts seconds, is keyframe).
+pub fn first_video_packet(segment: &Path) -> (f64, bool) {
+    let v = ffprobe(segment, &["-select_streams", "v:0", "-show_entries", "packet=pts_time,flags", "-read_intervals", "%+#1"]);
+    let p = &v["packets"][0];
+    let pts: f64 = p["pts_time"].as_str().expect("pts_time").parse().expect("number");
+    let key = p["flags"].as_str().unwrap_or("").starts_with('K');
+    (pts, key)
+}
+
+/// Decodes everything the master playlist references; returns the number
+/// of video frames decoded.
+pub fn decode_master(master: &Path) -> u64 {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(master));
+    assert!(out.status.success(), "ffprobe cannot read {}: {}", master.display(), String::from_utf8_lossy(&out.stderr));
+    let full = run(Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(master).args(["-map", "0", "-f", "null", "-"]));
+    assert!(full.status.success(), "ffmpeg cannot decode {}: {}", master.display(), String::from_utf8_lossy(&full.stderr));
+    assert!(full.stderr.is_empty(), "decode errors in {}: {}", master.display(), String::from_utf8_lossy(&full.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("0").trim().parse().unwrap_or(0)
+}
+
+/// Duration of a media file in seconds, from its container.
+pub fn duration_of(path: &Path) -> f64 {
+    let v = ffprobe(path, &["-show_entries", "format=duration"]);
+    v["format"]["duration"].as_str().expect("duration").parse().expect("number")
+}
+
+/// NDJSON events from stdout.
+pub fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
