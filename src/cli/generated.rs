@@ -25,7 +25,7 @@ fn generated() -> Vec<(PathBuf, Vec<u8>)> {
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
         let name = format!("vidpipe-{}", sub.get_name());
         let mut page = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(&name))
+        clap_mangen::Man::new(sub.clone().name(name.clone()))
             .render(&mut page)
             .expect("render man page");
         files.push((PathBuf::from("man").join(format!("{name}.1")), page));

@@ -1,9 +1,10 @@
 //! From raw arguments to validated settings.
 //!
-//! Precedence: flags > `VIDPIPE_*` environment (both arrive through clap)
-//! > the YAML config file > built-in defaults. Every value is validated
-//! here, so the engine only ever sees settings that make sense; a bad value
-//! is a usage error naming the flag, or the config file, line and key.
+//! Precedence: flags, then `VIDPIPE_*` environment (both arrive through
+//! clap), then the YAML config file, then built-in defaults. Every value is
+//! validated here, so the engine only ever sees settings that make sense; a
+//! bad value is a usage error naming the flag, or the config file, line and
+//! key.
 
 use super::{Cli, ProgressMode, SegmentFormatArg, TranscodeArgs};
 use std::path::PathBuf;

@@ -69,7 +69,7 @@ impl Ladder {
         if rungs.is_empty() {
             return Err("the ladder needs at least one rung".into());
         }
-        rungs.sort_by(|a, b| b.short_side.cmp(&a.short_side));
+        rungs.sort_by_key(|r| std::cmp::Reverse(r.short_side));
         Ok(Ladder(rungs))
     }
 

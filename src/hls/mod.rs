@@ -419,8 +419,11 @@ fn encode(
         (true, Some(stream)) => {
             let offset =
                 ((OUTPUT_ORIGIN_SECS as f64 - plan.start_time) * rate as f64).round() as i64;
+            // Feed the encoder two AAC frames before the resume point so the
+            // first packet kept (at the boundary) is properly primed; the
+            // audio worker drops the packets before the boundary.
             let drop_before =
-                ((OUTPUT_ORIGIN_SECS as f64 + resume_at) * rate as f64).round() as i64;
+                ((OUTPUT_ORIGIN_SECS as f64 + resume_at) * rate as f64).round() as i64 - 2048;
             let drop_before = if plan.first_segment > 0 {
                 drop_before
             } else {

@@ -399,7 +399,12 @@ pub fn run_audio(
     let mut handle = |packet: ff::Packet, seg: &mut Segmenter<'_>| -> Result<(), HlsError> {
         let mut packet = packet;
         let pts = packet.pts().unwrap_or(0) - origin;
-        let k = clock.segment_of_time(pts, 1, rate as u32).max(current);
+        let k = clock.segment_of_time(pts, 1, rate as u32);
+        if k < shared.first_segment {
+            // Priming packets of a resumed run: those segments already exist.
+            return Ok(());
+        }
+        let k = k.max(current);
         if k > current && seg.open {
             seg.cut(samples_in_segment as f64 / f64::from(rate), None)?;
             samples_in_segment = 0;

@@ -81,6 +81,9 @@ pub fn is_url(input: &str) -> bool {
 /// Opens an input for demuxing, with a network timeout for URLs.
 pub fn open_input(input: &str) -> Result<ff::format::context::Input> {
     init();
+    if !is_url(input) && std::fs::metadata(input).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(MediaError::Unsupported("the file is empty".into()));
+    }
     let mut options = ff::Dictionary::new();
     if is_url(input) {
         // Microseconds: give up on a dead server instead of hanging a batch.

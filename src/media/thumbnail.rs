@@ -98,7 +98,7 @@ fn encode_jpeg(frame: &Frame, time_base: ff::Rational, rotation: u32) -> Result<
     enc.set_time_base(ff::Rational(1, 25));
     enc.set_flags(ff::codec::Flags::QSCALE);
     // Quality 3 on libav's 2 (best) to 31 scale.
-    let quality = 3 * ff::ffi::FF_QP2LAMBDA as i32;
+    let quality = 3 * ff::ffi::FF_QP2LAMBDA;
     enc.set_global_quality(quality);
     let mut encoder = enc.open().av(|| "opening the JPEG encoder".into())?;
     // SAFETY: plain field of a frame we own.

@@ -20,7 +20,8 @@ pub fn vidpipe() -> Command {
 
 /// Runs a command and returns its output, panicking if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// What a generated clip contains.
@@ -56,10 +57,11 @@ impl ClipSpec {
 pub fn make_clip(dir: &Path, name: &str, spec: &ClipSpec) -> PathBuf {
     let path = dir.join(name);
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i"]).arg(format!(
-        "testsrc2=size={}x{}:rate={}:duration={}",
-        spec.width, spec.height, spec.fps, spec.seconds
-    ));
+    cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "testsrc2=size={}x{}:rate={}:duration={}",
+            spec.width, spec.height, spec.fps, spec.seconds
+        ));
     if let Some(layout) = spec.audio {
         cmd.args(["-f", "lavfi", "-i"]).arg(format!(
             "sine=frequency=440:sample_rate=48000:duration={},aformat=channel_layouts={layout}",
@@ -67,9 +69,21 @@ pub fn make_clip(dir: &Path, name: &str, spec: &ClipSpec) -> PathBuf {
         ));
     }
     if spec.variable_rate {
-        cmd.args(["-vf", "select='not(eq(mod(n\\,10)\\,3))*not(eq(mod(n\\,7)\\,5))'", "-vsync", "vfr"]);
+        cmd.args([
+            "-vf",
+            "select='not(eq(mod(n\\,10)\\,3))*not(eq(mod(n\\,7)\\,5))'",
+            "-vsync",
+            "vfr",
+        ]);
     }
-    cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]);
+    cmd.args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ]);
     if spec.audio.is_some() {
         cmd.args(["-c:a", "aac", "-b:a", "96k"]);
     }
@@ -80,7 +94,11 @@ pub fn make_clip(dir: &Path, name: &str, spec: &ClipSpec) -> PathBuf {
     };
     cmd.arg(&encoded);
     let out = run(&mut cmd);
-    assert!(out.status.success(), "ffmpeg failed to make {name}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg failed to make {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     if let Some(r) = spec.rotate {
         // FFmpeg 5.1 stores rotation metadata only when stream-copying.
         let out = run(Command::new("ffmpeg")
@@ -88,7 +106,11 @@ pub fn make_clip(dir: &Path, name: &str, spec: &ClipSpec) -> PathBuf {
             .arg(&encoded)
             .args(["-c", "copy", "-metadata:s:v:0", &format!("rotate={r}")])
             .arg(&path));
-        assert!(out.status.success(), "ffmpeg failed to rotate {name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ffmpeg failed to rotate {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     path
 }
@@ -103,13 +125,21 @@ pub struct Entry {
 
 /// Parses a media playlist's segments.
 pub fn media_entries(path: &Path) -> Vec<Entry> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let mut entries = Vec::new();
     let mut duration = None;
     let mut byterange = None;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("#EXTINF:") {
-            duration = Some(rest.trim_end_matches(',').split(',').next().unwrap_or("").parse::<f64>().expect("EXTINF number"));
+            duration = Some(
+                rest.trim_end_matches(',')
+                    .split(',')
+                    .next()
+                    .unwrap_or("")
+                    .parse::<f64>()
+                    .expect("EXTINF number"),
+            );
         } else if let Some(rest) = line.strip_prefix("#EXT-X-BYTERANGE:") {
             let (len, off) = rest.split_once('@').expect("len@offset");
             byterange = Some((off.parse().expect("offset"), len.parse().expect("length")));
@@ -149,7 +179,10 @@ pub fn variants(master: &Path) -> Vec<StreamInf> {
     while let Some(line) = lines.next() {
         if let Some(rest) = line.strip_prefix("#EXT-X-STREAM-INF:") {
             let uri = lines.next().expect("URI after STREAM-INF").to_string();
-            out.push(StreamInf { attrs: attributes(rest), uri });
+            out.push(StreamInf {
+                attrs: attributes(rest),
+                uri,
+            });
         }
     }
     out
@@ -178,16 +211,38 @@ pub fn attributes(list: &str) -> std::collections::HashMap<String, String> {
 
 /// ffprobe JSON for a file.
 pub fn ffprobe(path: &Path, args: &[&str]) -> serde_json::Value {
-    let out = run(Command::new("ffprobe").args(["-v", "error", "-of", "json"]).args(args).arg(path));
-    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(path));
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("ffprobe json")
 }
 
 /// The first video packet of a segment: (pts seconds, is keyframe).
 pub fn first_video_packet(segment: &Path) -> (f64, bool) {
-    let v = ffprobe(segment, &["-select_streams", "v:0", "-show_entries", "packet=pts_time,flags", "-read_intervals", "%+#1"]);
+    let v = ffprobe(
+        segment,
+        &[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time,flags",
+            "-read_intervals",
+            "%+#1",
+        ],
+    );
     let p = &v["packets"][0];
-    let pts: f64 = p["pts_time"].as_str().expect("pts_time").parse().expect("number");
+    let pts: f64 = p["pts_time"]
+        .as_str()
+        .expect("pts_time")
+        .parse()
+        .expect("number");
     let key = p["flags"].as_str().unwrap_or("").starts_with('K');
     (pts, key)
 }
@@ -196,19 +251,57 @@ pub fn first_video_packet(segment: &Path) -> (f64, bool) {
 /// of video frames decoded.
 pub fn decode_master(master: &Path) -> u64 {
     let out = run(Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(master));
-    assert!(out.status.success(), "ffprobe cannot read {}: {}", master.display(), String::from_utf8_lossy(&out.stderr));
-    let full = run(Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(master).args(["-map", "0", "-f", "null", "-"]));
-    assert!(full.status.success(), "ffmpeg cannot decode {}: {}", master.display(), String::from_utf8_lossy(&full.stderr));
-    assert!(full.stderr.is_empty(), "decode errors in {}: {}", master.display(), String::from_utf8_lossy(&full.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("0").trim().parse().unwrap_or(0)
+    assert!(
+        out.status.success(),
+        "ffprobe cannot read {}: {}",
+        master.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let full = run(Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(master)
+        .args(["-map", "0", "-f", "null", "-"]));
+    assert!(
+        full.status.success(),
+        "ffmpeg cannot decode {}: {}",
+        master.display(),
+        String::from_utf8_lossy(&full.stderr)
+    );
+    assert!(
+        full.stderr.is_empty(),
+        "decode errors in {}: {}",
+        master.display(),
+        String::from_utf8_lossy(&full.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 /// Duration of a media file in seconds, from its container.
 pub fn duration_of(path: &Path) -> f64 {
     let v = ffprobe(path, &["-show_entries", "format=duration"]);
-    v["format"]["duration"].as_str().expect("duration").parse().expect("number")
+    v["format"]["duration"]
+        .as_str()
+        .expect("duration")
+        .parse()
+        .expect("number")
 }
 
 /// NDJSON events from stdout.
@@ -218,4 +311,218 @@ pub fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
         .collect()
+}
+
+/// What a valid package looks like, checked against the source clip.
+pub struct Expect {
+    /// (width, height) of every video rendition, in master order.
+    pub sizes: Vec<(u32, u32)>,
+    pub audio: bool,
+    /// Frames the source has after conversion to the output rate.
+    pub frames: u64,
+    pub fps: f64,
+}
+
+fn segment_path(dir: &Path, entry: &Entry) -> PathBuf {
+    dir.join(&entry.uri)
+}
+
+pub fn check_package(root: &Path, expect: &Expect) {
+    let master = root.join("master.m3u8");
+    assert!(master.exists(), "no master playlist in {}", root.display());
+    let master_text = std::fs::read_to_string(&master).expect("read master");
+    assert!(master_text.contains("#EXT-X-INDEPENDENT-SEGMENTS"));
+    let vars = variants(&master);
+    let sizes: Vec<(u32, u32)> = vars
+        .iter()
+        .map(|v| {
+            let (w, h) = v.attrs["RESOLUTION"].split_once('x').expect("WxH");
+            (w.parse().expect("w"), h.parse().expect("h"))
+        })
+        .collect();
+    assert_eq!(sizes, expect.sizes, "renditions in {}", master.display());
+    assert_eq!(
+        master_text.contains("TYPE=AUDIO"),
+        expect.audio,
+        "audio group presence"
+    );
+
+    let audio_entries = expect
+        .audio
+        .then(|| media_entries(&root.join("audio/index.m3u8")));
+    let mut starts: Vec<Vec<f64>> = Vec::new();
+    for v in &vars {
+        let playlist = root.join(&v.uri);
+        let dir = playlist.parent().expect("dir").to_path_buf();
+        let text = std::fs::read_to_string(&playlist).expect("media playlist");
+        assert!(
+            text.contains("#EXT-X-PLAYLIST-TYPE:VOD")
+                && text.trim_end().ends_with("#EXT-X-ENDLIST")
+        );
+        let entries = media_entries(&playlist);
+        assert!(!entries.is_empty());
+        let target = target_duration(&playlist);
+        assert!(
+            entries.iter().all(|e| e.duration.round() as u64 <= target),
+            "TARGETDURATION {target} too small"
+        );
+
+        // Sum of EXTINF matches the video within one frame.
+        let total: f64 = entries.iter().map(|e| e.duration).sum();
+        let expected = expect.frames as f64 / expect.fps;
+        assert!(
+            (total - expected).abs() <= 1.0 / expect.fps + 1e-6,
+            "{}: EXTINF sum {total} vs {expected}",
+            v.uri
+        );
+
+        // Every segment starts with a keyframe; remember start times.
+        let mut seg_starts = Vec::new();
+        for e in &entries {
+            let (pts, key) = first_video_packet(&segment_path(&dir, e));
+            assert!(key, "{}/{} does not start with a keyframe", v.uri, e.uri);
+            seg_starts.push(pts);
+        }
+        starts.push(seg_starts);
+
+        // Declared bandwidth matches what the segments carry (within 10%).
+        let mut peak = 0f64;
+        let mut bits = 0f64;
+        let mut secs = 0f64;
+        for (i, e) in entries.iter().enumerate() {
+            let mut bytes = std::fs::metadata(segment_path(&dir, e))
+                .expect("segment")
+                .len() as f64;
+            if let Some(audio) = &audio_entries {
+                if let Some(a) = audio.get(i) {
+                    bytes += std::fs::metadata(root.join("audio").join(&a.uri))
+                        .expect("audio seg")
+                        .len() as f64;
+                }
+            }
+            peak = peak.max(bytes * 8.0 / e.duration);
+            bits += bytes * 8.0;
+            secs += e.duration;
+        }
+        let declared_peak: f64 = v.attrs["BANDWIDTH"].parse().expect("BANDWIDTH");
+        let declared_avg: f64 = v.attrs["AVERAGE-BANDWIDTH"]
+            .parse()
+            .expect("AVERAGE-BANDWIDTH");
+        assert!(
+            (declared_peak / peak - 1.0).abs() <= 0.10,
+            "{} BANDWIDTH {declared_peak} vs measured {peak}",
+            v.uri
+        );
+        assert!(
+            (declared_avg / (bits / secs) - 1.0).abs() <= 0.10,
+            "{} AVERAGE-BANDWIDTH {declared_avg}",
+            v.uri
+        );
+
+        // CODECS carries the real profile and level of the stream.
+        let first = segment_path(&dir, &entries[0]);
+        let probe = ffprobe(
+            &first,
+            &[
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=profile,level,width,height",
+            ],
+        );
+        let stream = &probe["streams"][0];
+        let codecs = &v.attrs["CODECS"];
+        let level = stream["level"].as_i64().expect("level");
+        let profile_idc = match stream["profile"].as_str().expect("profile") {
+            "High" => "64",
+            "Main" => "4d",
+            "Baseline" | "Constrained Baseline" => "42",
+            other => panic!("unexpected H.264 profile {other}"),
+        };
+        let video_codec = codecs.split(',').next().expect("video codec");
+        assert!(
+            video_codec.starts_with(&format!("avc1.{profile_idc}")),
+            "{codecs} vs profile {}",
+            stream["profile"]
+        );
+        assert!(
+            video_codec.ends_with(&format!("{level:02x}")),
+            "{codecs} vs level {level}"
+        );
+        assert_eq!(
+            format!("{}x{}", stream["width"], stream["height"]),
+            v.attrs["RESOLUTION"],
+            "segment size of {}",
+            v.uri
+        );
+        if expect.audio {
+            assert!(codecs.ends_with(",mp4a.40.2"), "{codecs}");
+            assert_eq!(v.attrs["AUDIO"], "audio");
+        }
+        check_iframes(&dir);
+    }
+    // Segment N starts at the same time in every rendition.
+    for s in &starts[1..] {
+        assert_eq!(
+            s, &starts[0],
+            "segment start times differ between renditions"
+        );
+    }
+    if expect.audio {
+        let probe = ffprobe(
+            &root
+                .join("audio")
+                .join(&audio_entries.as_ref().expect("audio")[0].uri),
+            &[
+                "-select_streams",
+                "a:0",
+                "-show_entries",
+                "stream=codec_name,channels,profile,sample_rate",
+            ],
+        );
+        let a = &probe["streams"][0];
+        assert_eq!(a["codec_name"], "aac");
+        assert_eq!(a["channels"], 2);
+        assert_eq!(a["profile"], "LC");
+    }
+    assert_eq!(
+        decode_master(&master),
+        expect.frames,
+        "frames decoded through the master playlist"
+    );
+    let thumb = ffprobe(
+        &root.join("thumbnail.jpg"),
+        &["-show_entries", "stream=codec_name,width,height"],
+    );
+    assert_eq!(thumb["streams"][0]["codec_name"], "mjpeg");
+}
+
+/// Every I-frame byte range is a decodable keyframe on its own.
+fn check_iframes(dir: &Path) {
+    let entries = media_entries(&dir.join("iframes.m3u8"));
+    assert!(!entries.is_empty());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for e in entries.iter().take(3) {
+        let (offset, len) = e.byterange.expect("BYTERANGE");
+        let bytes = std::fs::read(dir.join(&e.uri)).expect("segment");
+        assert!(offset + len <= bytes.len() as u64);
+        let chunk = tmp.path().join("iframe.ts");
+        std::fs::write(&chunk, &bytes[offset as usize..(offset + len) as usize]).expect("write");
+        let probe = ffprobe(
+            &chunk,
+            &[
+                "-count_frames",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=nb_read_frames",
+            ],
+        );
+        let frames: u64 = probe["streams"][0]["nb_read_frames"]
+            .as_str()
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0);
+        assert!(frames >= 1, "I-frame range of {} does not decode", e.uri);
+    }
 }

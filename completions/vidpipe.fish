@@ -1,0 +1,69 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_vidpipe_global_optspecs
+    string join \n progress= v/verbose q/quiet config= h/help V/version
+end
+
+function __fish_vidpipe_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_vidpipe_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_vidpipe_using_subcommand
+    set -l cmd (__fish_vidpipe_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
+bars\t'Progress bars on stderr'
+json\t'NDJSON events on stdout'
+none\t'No progress output'"
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -s V -l version -d 'Print version'
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s o -l output -d 'Output directory; each input gets DEST/<input-stem>/' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l ladder -d 'Ladder rungs as SHORT_SIDE:BITRATE pairs [default: 1080:5000k,720:2800k,480:1400k,360:800k,240:400k]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l audio-bitrate -d 'AAC bitrate of the audio rendition [default: 128k]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l segment-duration -d 'Target segment duration, e.g. 6 or 4s [default: 6s]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l segment-format -d 'Segment container [default: ts]' -r -f -a "ts\t'MPEG-2 transport stream segments (.ts)'
+fmp4\t'Fragmented MP4 segments (init.mp4 + .m4s)'"
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l preset -d 'x264 preset, ultrafast to veryslow [default: veryfast]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l max-fps -d 'Highest output frame rate; faster sources are converted [default: 60]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l threads -d 'CPU threads to use in total [default: all cores]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l shard -d 'Process only shard K of N of the inputs (for CI matrices and indexed jobs), e.g. 2/4' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
+bars\t'Progress bars on stderr'
+json\t'NDJSON events on stdout'
+none\t'No progress output'"
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s V -l version -d 'Print version'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
+bars\t'Progress bars on stderr'
+json\t'NDJSON events on stdout'
+none\t'No progress output'"
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s V -l version -d 'Print version'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls probe help" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls probe help" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls probe help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
