@@ -433,7 +433,7 @@ fn encode(
                 transcoder: AudioTranscoder::new(
                     &stream,
                     settings.audio_bitrate.0,
-                    plan.audio_needs_global_header(settings),
+                    settings.segment_format == SegmentFormat::Fmp4,
                     offset,
                     drop_before,
                 )
@@ -571,12 +571,6 @@ fn encode(
         return Err(HlsError::Interrupted);
     }
     Ok(())
-}
-
-impl EncodePlan {
-    fn audio_needs_global_header(&self, settings: &TranscodeSettings) -> bool {
-        settings.segment_format == SegmentFormat::Fmp4
-    }
 }
 
 /// Reads packets until the end of the input, feeding the video decoder and

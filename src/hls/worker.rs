@@ -238,6 +238,58 @@ pub struct VideoJob {
     pub origin_frames: i64,
 }
 
+/// A video encoder and the segments cut from its output.
+struct VideoEncode<'a> {
+    encoder: ff::encoder::video::Encoder,
+    seg: Segmenter<'a>,
+    clock: SegmentClock,
+    /// First frame of the open segment.
+    segment_start: u64,
+    /// Size of the open segment's IDR frame (for fMP4 I-frame ranges).
+    keyframe_size: Option<u64>,
+    /// RFC 6381 codec string, from extradata or the first SPS.
+    codec: Option<String>,
+}
+
+impl VideoEncode<'_> {
+    /// Sends a frame (or, with `None`, end of stream) and muxes every packet
+    /// that comes out, cutting a segment before each segment's IDR frame.
+    fn encode(&mut self, frame: Option<&ff::frame::Video>) -> Result<(), HlsError> {
+        let sent = match frame {
+            Some(f) => self.encoder.send_frame(f),
+            None => self.encoder.send_eof(),
+        };
+        sent.map_err(|source| {
+            self.seg.media_error(MediaError::Av {
+                what: "encoding H.264".into(),
+                source,
+            })
+        })?;
+        let origin_ticks = OUTPUT_ORIGIN_SECS * 90_000;
+        let mut packet = ff::Packet::empty();
+        while self.encoder.receive_packet(&mut packet).is_ok() {
+            let key = packet.is_key();
+            if key {
+                let pts = packet.pts().unwrap_or(0) - origin_ticks;
+                let start = self
+                    .clock
+                    .first_frame(self.clock.segment_of_time(pts, 1, 90_000));
+                if self.seg.open && start > self.segment_start {
+                    let duration = self.clock.frame_seconds(start - self.segment_start);
+                    self.seg.cut(duration, self.keyframe_size)?;
+                    self.segment_start = start;
+                }
+                self.keyframe_size = Some(packet.size() as u64);
+                if self.codec.is_none() {
+                    self.codec = packet.data().and_then(codecs::avc1_codec);
+                }
+            }
+            self.seg.write(&mut packet, key)?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs a video rendition until its channel ends.
 pub fn run_video(
     job: VideoJob,
@@ -245,49 +297,22 @@ pub fn run_video(
     rx: Receiver<Msg<ff::frame::Video>>,
 ) -> Result<Finish, HlsError> {
     let media_err = |e: MediaError| HlsError::Media(format!("{}: {e}", job.name), e);
-    let mut encoder = open_h264(&job.h264).map_err(media_err)?;
+    let encoder = open_h264(&job.h264).map_err(media_err)?;
     let (muxer, init) =
         SegmentMuxer::new(shared.format, &encoder, VIDEO_TIME_BASE).map_err(media_err)?;
-    let mut codec = codecs_from_extradata(&encoder);
-    let mut seg = Segmenter::new(shared, &job.name, muxer, init)?;
-    let mut scaler = Scaler::new(job.h264.width, job.h264.height);
     let clock = shared.clock;
-    let ticks_per_frame = |idx: u64| -> i64 {
-        (u128::from(idx) * 90_000 * u128::from(clock.fps_den) / u128::from(clock.fps_num)) as i64
+    let mut video = VideoEncode {
+        codec: codecs_from_extradata(&encoder),
+        encoder,
+        seg: Segmenter::new(shared, &job.name, muxer, init)?,
+        clock,
+        segment_start: clock.first_frame(shared.first_segment),
+        keyframe_size: None,
     };
+    let mut scaler = Scaler::new(job.h264.width, job.h264.height);
     let origin_ticks = OUTPUT_ORIGIN_SECS * 90_000;
     let mut last_index: Option<u64> = None;
-    let mut segment_start = clock.first_frame(shared.first_segment);
-    let mut keyframe_size = None;
     let mut ticker = ProgressTicker { last: -1.0 };
-
-    let drain = |encoder: &mut ff::encoder::video::Encoder,
-                 seg: &mut Segmenter<'_>,
-                 segment_start: &mut u64,
-                 keyframe_size: &mut Option<u64>,
-                 codec: &mut Option<String>|
-     -> Result<(), HlsError> {
-        let mut packet = ff::Packet::empty();
-        while encoder.receive_packet(&mut packet).is_ok() {
-            let key = packet.is_key();
-            if key {
-                let pts = packet.pts().unwrap_or(0) - origin_ticks;
-                let k = clock.segment_of_time(pts, 1, 90_000);
-                let start = clock.first_frame(k);
-                if seg.open && start > *segment_start {
-                    seg.cut(clock.frame_seconds(start - *segment_start), *keyframe_size)?;
-                    *segment_start = start;
-                }
-                *keyframe_size = Some(packet.size() as u64);
-                if codec.is_none() {
-                    *codec = packet.data().and_then(codecs::avc1_codec);
-                }
-            }
-            seg.write(&mut packet, key)?;
-        }
-        Ok(())
-    };
-
     let mut ended = false;
     for msg in rx.iter() {
         let frame = match msg {
@@ -300,59 +325,35 @@ pub fn run_video(
         let Some(pts) = frame.pts() else { continue };
         let index = (pts - job.origin_frames) as u64;
         let mut scaled = scaler.scale(frame).map_err(media_err)?;
-        scaled.set_pts(Some(ticks_per_frame(index) + origin_ticks));
+        let ticks =
+            u128::from(index) * 90_000 * u128::from(clock.fps_den) / u128::from(clock.fps_num);
+        scaled.set_pts(Some(ticks as i64 + origin_ticks));
+        // The first frame of every segment (and of a resumed run) is an IDR.
         let kind = if clock.starts_segment(index) || last_index.is_none() {
             ff::picture::Type::I
         } else {
             ff::picture::Type::None
         };
         scaled.set_kind(kind);
-        encoder.send_frame(&scaled).map_err(|e| {
-            media_err(MediaError::Av {
-                what: "encoding H.264".into(),
-                source: e,
-            })
-        })?;
-        drain(
-            &mut encoder,
-            &mut seg,
-            &mut segment_start,
-            &mut keyframe_size,
-            &mut codec,
-        )?;
+        video.encode(Some(&scaled))?;
         last_index = Some(index);
         ticker.tick(shared, &job.name, index + 1);
     }
     if !ended {
         return Ok(Finish::Aborted);
     }
-    encoder.send_eof().map_err(|e| {
-        media_err(MediaError::Av {
-            what: "flushing H.264".into(),
-            source: e,
-        })
-    })?;
-    drain(
-        &mut encoder,
-        &mut seg,
-        &mut segment_start,
-        &mut keyframe_size,
-        &mut codec,
-    )?;
-    let end = last_index.map_or(segment_start, |i| i + 1);
-    seg.cut(
-        clock.frame_seconds(end.saturating_sub(segment_start)),
-        keyframe_size,
-    )?;
-    let codec = codec.or_else(|| {
-        shared
-            .checkpoint
-            .snapshot()
+    video.encode(None)?;
+    let end = last_index.map_or(video.segment_start, |i| i + 1);
+    let duration = clock.frame_seconds(end.saturating_sub(video.segment_start));
+    video.seg.cut(duration, video.keyframe_size)?;
+    let codec = video.codec.or_else(|| {
+        let state = shared.checkpoint.snapshot();
+        state
             .renditions
             .get(&job.name)
             .and_then(|r| r.codec.clone())
     });
-    seg.complete(codec)?;
+    video.seg.complete(codec)?;
     Ok(Finish::Complete)
 }
 

@@ -173,25 +173,7 @@ impl AudioTranscoder {
         );
         let chain =
             format!("aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo");
-        let mut graph = ff::filter::Graph::new();
-        let abuffer = ff::filter::find("abuffer")
-            .ok_or_else(|| MediaError::Unsupported("libavfilter has no `abuffer`".into()))?;
-        let asink = ff::filter::find("abuffersink")
-            .ok_or_else(|| MediaError::Unsupported("libavfilter has no `abuffersink`".into()))?;
-        graph
-            .add(&abuffer, "in", &args)
-            .av(|| format!("creating the audio source ({args})"))?;
-        graph
-            .add(&asink, "out", "")
-            .av(|| "creating the audio sink".into())?;
-        graph
-            .output("in", 0)
-            .and_then(|p| p.input("out", 0))
-            .and_then(|p| p.parse(&chain))
-            .av(|| format!("building the audio filter `{chain}`"))?;
-        graph
-            .validate()
-            .av(|| "configuring the audio filter".into())?;
+        let mut graph = super::filter_graph("abuffer", &args, "abuffersink", &chain)?;
         if let Some(mut sink) = graph.get("out") {
             sink.sink().set_frame_size(self.encoder.frame_size());
         }

@@ -101,6 +101,36 @@ pub fn open_input(input: &str) -> Result<ff::format::context::Input> {
     })
 }
 
+/// Builds `source(args) -> chain -> sink` as a configured filter graph, with
+/// the source named `in` and the sink `out`.
+pub fn filter_graph(
+    source: &str,
+    args: &str,
+    sink: &str,
+    chain: &str,
+) -> Result<ff::filter::Graph> {
+    let find = |name: &str| {
+        ff::filter::find(name)
+            .ok_or_else(|| MediaError::Unsupported(format!("libavfilter has no `{name}` filter")))
+    };
+    let mut graph = ff::filter::Graph::new();
+    graph
+        .add(&find(source)?, "in", args)
+        .av(|| format!("creating the filter source {source} ({args})"))?;
+    graph
+        .add(&find(sink)?, "out", "")
+        .av(|| format!("creating the filter sink {sink}"))?;
+    graph
+        .output("in", 0)
+        .and_then(|p| p.input("out", 0))
+        .and_then(|p| p.parse(chain))
+        .av(|| format!("building the filter `{chain}`"))?;
+    graph
+        .validate()
+        .av(|| format!("configuring the filter `{chain}`"))?;
+    Ok(graph)
+}
+
 /// Converts a libav rational to f64, treating 0/0 as 0.
 pub fn rational_f64(r: ff::Rational) -> f64 {
     if r.denominator() == 0 {

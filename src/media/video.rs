@@ -19,7 +19,6 @@ pub fn video_graph(
     time_base: ff::Rational,
     chain: &str,
 ) -> Result<ff::filter::Graph> {
-    let mut graph = ff::filter::Graph::new();
     let aspect = first.aspect_ratio();
     let aspect = if aspect.numerator() > 0 && aspect.denominator() > 0 {
         aspect
@@ -37,25 +36,7 @@ pub fn video_graph(
         aspect.numerator(),
         aspect.denominator()
     );
-    let buffer = ff::filter::find("buffer")
-        .ok_or_else(|| MediaError::Unsupported("libavfilter has no `buffer` filter".into()))?;
-    let sink = ff::filter::find("buffersink")
-        .ok_or_else(|| MediaError::Unsupported("libavfilter has no `buffersink` filter".into()))?;
-    graph
-        .add(&buffer, "in", &args)
-        .av(|| format!("creating the video source ({args})"))?;
-    graph
-        .add(&sink, "out", "")
-        .av(|| "creating the video sink".into())?;
-    graph
-        .output("in", 0)
-        .and_then(|p| p.input("out", 0))
-        .and_then(|p| p.parse(chain))
-        .av(|| format!("building the video filter `{chain}`"))?;
-    graph
-        .validate()
-        .av(|| format!("configuring the video filter `{chain}`"))?;
-    Ok(graph)
+    super::filter_graph("buffer", &args, "buffersink", chain)
 }
 
 /// The filters that turn a stored picture into the displayed one.
