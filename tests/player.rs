@@ -1,0 +1,83 @@
+//! A real player: hls.js in headless Chromium plays vidpipe's output
+//! (MPEG-TS and fMP4) from a local HTTP server to the end, with no errors.
+//!
+//! Needs Chromium, Node.js and `npm ci --prefix tests/player` (all done by
+//! `scripts/test`); fails loudly when they are missing.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+fn require(path: &Path, what: &str) {
+    assert!(
+        path.exists(),
+        "{} is missing: {what} (run `bash scripts/test`, which installs it)",
+        path.display()
+    );
+}
+
+#[test]
+fn hls_js_plays_ts_and_fmp4_output_to_the_end() {
+    let player = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/player");
+    let hls_js = player.join("node_modules/hls.js/dist/hls.min.js");
+    require(&hls_js, "hls.js (npm ci --prefix tests/player)");
+    require(
+        Path::new("/usr/bin/chromium"),
+        "Chromium (apt-get install chromium)",
+    );
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let www = tmp.path();
+    std::fs::copy(player.join("play.html"), www.join("play.html")).expect("copy page");
+    std::fs::copy(&hls_js, www.join("hls.min.js")).expect("copy hls.js");
+    let clip = make_clip(www, "clip.mp4", &ClipSpec::new(640, 360, 5.0));
+    for (dir, format) in [("ts", "ts"), ("fmp4", "fmp4")] {
+        let o = run(vidpipe()
+            .arg("transcode-hls")
+            .arg(&clip)
+            .arg("-o")
+            .arg(www.join(dir))
+            .args([
+                "--preset",
+                "ultrafast",
+                "--segment-duration",
+                "2",
+                "--segment-format",
+                format,
+                "-q",
+            ]));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    let server = HttpServer::start(www);
+    let page = format!("http://127.0.0.1:{}/play.html", server.port);
+    let o = run(Command::new("node")
+        .arg(player.join("play.js"))
+        .arg(&page)
+        .args(["ts/clip/master.m3u8", "fmp4/clip/master.m3u8"]));
+    assert!(
+        o.status.success(),
+        "player failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let reports = events(&o.stdout);
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        assert_eq!(r["timedOut"], false, "playback did not finish: {r}");
+        let fatal: Vec<_> = r["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter(|e| e["fatal"] == true)
+            .collect();
+        assert!(fatal.is_empty(), "fatal player errors: {r}");
+        assert_eq!(r["ended"], true, "{r}");
+        let played = r["played"].as_f64().expect("played");
+        assert!((played - 5.0).abs() < 0.3, "played {played} s of 5 s: {r}");
+        let levels = r["levels"].as_array().expect("levels");
+        assert_eq!(levels.len(), 2, "{r}");
+        assert!(r["fragments"].as_u64() >= Some(3), "{r}");
+    }
+}
