@@ -74,12 +74,22 @@ impl SegmentMuxer {
             // muxer choose the tag for its container.
             unsafe { (*(*stream.as_mut_ptr()).codecpar).codec_tag = 0 };
         }
+        // SAFETY: plain field of the context we own, set before the header.
+        // Lets the TS muxer pack several AAC frames into one PES (up to
+        // 0.35 s) as the ffmpeg CLI does, instead of one PES per frame; with
+        // copyts it does not shift timestamps.
+        unsafe { (*octx.as_mut_ptr()).max_delay = 700_000 };
         let mut options = ff::Dictionary::new();
         match format {
             SegmentFormat::Ts => {
                 // Write our timestamps as given (the origin already keeps
                 // them positive), so all renditions share one timeline.
                 options.set("mpegts_copyts", "1");
+                // PAT/PMT/SDT once at the start of each segment (we ask for
+                // that explicitly), not every 0.1 s: at low bitrates the
+                // periodic tables cost several percent of the bandwidth.
+                options.set("pat_period", "3600");
+                options.set("sdt_period", "3600");
             }
             SegmentFormat::Fmp4 => {
                 options.set(
