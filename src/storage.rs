@@ -20,6 +20,9 @@ pub trait Destination: Send + Sync {
     /// Removes `key` if it exists.
     fn delete(&self, key: &str) -> io::Result<()>;
 
+    /// Removes what an interrupted `put` under `prefix` may have left.
+    fn remove_incomplete(&self, prefix: &str) -> io::Result<()>;
+
     /// A human-readable location for `key` (for messages and events).
     fn describe(&self, key: &str) -> String;
 }
@@ -67,7 +70,41 @@ impl Destination for LocalDir {
         }
     }
 
+    fn remove_incomplete(&self, prefix: &str) -> io::Result<()> {
+        let root = self.path(prefix);
+        if !root.is_dir() {
+            return Ok(());
+        }
+        for entry in walkdir::WalkDir::new(&root)
+            .into_iter()
+            .filter_map(Result::ok)
+        {
+            if entry.file_type().is_dir() {
+                fsutil::remove_partials(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
     fn describe(&self, key: &str) -> String {
         self.path(key).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_incomplete_cleans_every_level_below_the_prefix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = LocalDir::new(dir.path());
+        dest.put("clip/720p/seg_00000.ts", b"done").expect("put");
+        std::fs::write(dir.path().join("clip/720p/seg_00001.ts.part"), b"torn").expect("write");
+        std::fs::write(dir.path().join("clip/master.m3u8.part"), b"torn").expect("write");
+        dest.remove_incomplete("clip/").expect("clean");
+        assert!(dest.exists("clip/720p/seg_00000.ts"));
+        assert!(!dir.path().join("clip/720p/seg_00001.ts.part").exists());
+        assert!(!dir.path().join("clip/master.m3u8.part").exists());
     }
 }

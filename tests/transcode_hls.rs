@@ -334,3 +334,66 @@ fn http_input_is_streamed_by_libav() {
         },
     );
 }
+
+/// PSNR (dB) of image `a` against image `b`, both scaled to b's size.
+fn image_psnr(a: &Path, b: &Path) -> f64 {
+    let o = run(std::process::Command::new("ffmpeg")
+        .args(["-v", "info", "-nostats", "-i"])
+        .arg(a)
+        .arg("-i")
+        .arg(b)
+        .args([
+            "-lavfi",
+            "[0:v]format=yuv420p[x];[1:v]format=yuv420p[y];[x][y]psnr",
+            "-f",
+            "null",
+            "-",
+        ]));
+    let text = String::from_utf8_lossy(&o.stderr);
+    let avg = text.split("average:").nth(1).expect("psnr output");
+    let value = avg.split_whitespace().next().expect("number");
+    if value == "inf" {
+        f64::INFINITY
+    } else {
+        value.parse().expect("psnr")
+    }
+}
+
+#[test]
+fn thumbnail_is_the_frame_at_one_second_and_comes_back_if_deleted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "thumb.mp4", &ClipSpec::new(320, 240, 3.0));
+    let out = tmp.path().join("out");
+    assert!(transcode(&[&clip], &out, &[]).status.success());
+    let thumb = out.join("thumb/thumbnail.jpg");
+    let frame_at = |secs: &str, name: &str| {
+        let path = tmp.path().join(name);
+        let o = run(std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-ss", secs, "-i"])
+            .arg(&clip)
+            .args(["-frames:v", "1"])
+            .arg(&path));
+        assert!(o.status.success());
+        path
+    };
+    let at_one = image_psnr(&thumb, &frame_at("1", "one.png"));
+    let at_two = image_psnr(&thumb, &frame_at("2", "two.png"));
+    assert!(
+        at_one > 30.0 && at_one > at_two + 3.0,
+        "thumbnail PSNR vs 1 s {at_one}, vs 2 s {at_two}"
+    );
+
+    std::fs::remove_file(&thumb).expect("rm");
+    let o = transcode(&[&clip], &out, &["--progress", "json"]);
+    assert!(o.status.success());
+    let ev = events(&o.stdout);
+    assert!(ev.iter().any(|e| e["event"] == "thumbnail_ready"));
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e["event"] == "rendition_skipped")
+            .count(),
+        2
+    );
+    assert!(!ev.iter().any(|e| e["event"] == "segment_written"));
+    assert!(image_psnr(&thumb, &tmp.path().join("one.png")) > 30.0);
+}

@@ -10,13 +10,14 @@
 
 pub mod checkpoint;
 pub mod clock;
+mod fanout;
 pub mod ladder;
 pub mod playlist;
 mod worker;
 
 use crate::media::mux::OUTPUT_ORIGIN_SECS;
 use crate::media::probe::{describe, require_video, MediaInfo};
-use crate::media::video::{share_frame, H264Settings, VideoDecoder};
+use crate::media::video::{H264Settings, VideoDecoder};
 use crate::media::{self, audio::AudioTranscoder, ff, MediaError};
 use crate::progress::{Event, Reporter};
 use crate::storage::Destination;
@@ -107,6 +108,12 @@ pub enum HlsError {
     /// The user interrupted the run; the checkpoint is kept.
     #[error("interrupted")]
     Interrupted,
+}
+
+impl From<MediaError> for HlsError {
+    fn from(e: MediaError) -> Self {
+        HlsError::Input(format!("video: {e}"))
+    }
 }
 
 /// One input of a batch and where its output goes.
@@ -227,13 +234,20 @@ pub fn transcode(
         .ladder
         .plan(video.display_width, video.display_height);
     let mut names: Vec<String> = renditions.iter().map(|r| r.name.clone()).collect();
-    let mut weights = work_weights(&renditions)
+    // Audio costs a few percent of the video work; the progress weights say so.
+    const AUDIO_SHARE: f64 = 0.03;
+    let video_share = if audio.is_some() {
+        1.0 - AUDIO_SHARE
+    } else {
+        1.0
+    };
+    let mut weights: Vec<f64> = work_weights(&renditions)
         .iter()
-        .map(|w| w * 0.97)
-        .collect::<Vec<_>>();
+        .map(|w| w * video_share)
+        .collect();
     if audio.is_some() {
         names.push(AUDIO_RENDITION.into());
-        weights.push(0.03);
+        weights.push(AUDIO_SHARE);
     }
     reporter.report(Event::Ladder {
         input: job.input.clone(),
@@ -247,7 +261,14 @@ pub fn transcode(
         clock,
     );
     let cp_path = CheckpointFile::path_in(&job.state_dir);
+    // A run killed mid-write leaves temp files; they are never referenced.
     crate::fsutil::remove_partials(&job.state_dir.join(".vidpipe")).ok();
+    if let Err(e) = dest.remove_incomplete(&job.prefix) {
+        tracing::warn!(
+            "cannot remove temp files under {}: {e}",
+            dest.describe(&job.prefix)
+        );
+    }
     let previous = CheckpointFile::load(&cp_path).filter(|old| old.matches(&fresh));
     let resuming = previous.is_some();
     if !resuming {
@@ -256,24 +277,16 @@ pub fn transcode(
     let checkpoint = CheckpointFile::create(cp_path, previous.unwrap_or(fresh))?;
     let key = |k: &str| format!("{}{k}", job.prefix);
 
-    if !resuming || !dest.exists(&key("thumbnail.jpg")) {
+    // The thumbnail comes from the encode's own decode pass, at 1 s (or
+    // mid-clip for shorter inputs), before any frame reaches an encoder.
+    let thumbnail_at = (!resuming || !dest.exists(&key("thumbnail.jpg"))).then(|| {
         let at = if info.duration >= 2.0 {
             1.0
         } else {
             info.duration / 2.0
         };
-        let jpeg = media::thumbnail::thumbnail_jpeg(&job.input, video.rotation, at)
-            .map_err(|e| HlsError::Input(format!("cannot decode a thumbnail frame: {e}")))?;
-        dest.put(&key("thumbnail.jpg"), &jpeg)
-            .map_err(|source| HlsError::Write {
-                path: dest.describe(&key("thumbnail.jpg")),
-                source,
-            })?;
-        reporter.report(Event::ThumbnailReady {
-            input: job.input.clone(),
-            path: dest.describe(&key("thumbnail.jpg")),
-        });
-    }
+        (at * clock.fps()).floor() as u64
+    });
 
     let state = checkpoint.snapshot();
     let pending: Vec<&String> = names
@@ -296,8 +309,8 @@ pub fn transcode(
         })
         .min()
         .unwrap_or(0);
-    if !pending.is_empty() {
-        if first_segment > 0 {
+    if !pending.is_empty() || thumbnail_at.is_some() {
+        if first_segment > 0 && !pending.is_empty() {
             reporter.report(Event::Resume {
                 input: job.input.clone(),
                 from_segment: first_segment,
@@ -316,6 +329,7 @@ pub fn transcode(
             audio_index: audio.as_ref().map(|a| a.index),
             rotation: video.rotation,
             start_time: video.start_time,
+            thumbnail_frame: thumbnail_at,
         };
         encode(
             &mut ictx,
@@ -380,6 +394,8 @@ struct EncodePlan {
     audio_index: Option<usize>,
     rotation: u32,
     start_time: f64,
+    /// Output frame to take the thumbnail from, if one is wanted.
+    thumbnail_frame: Option<u64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -518,46 +534,40 @@ fn encode(
                 }
             });
         }
-        let mut last_index: Option<i64> = None;
-        let mut fan_out = |frame: ff::frame::Video| -> media::Result<()> {
-            let Some(pts) = frame.pts() else { return Ok(()) };
-            let index = pts - origin_frames;
-            if index < first_frame as i64 || last_index.is_some_and(|l| index <= l) {
-                return Ok(());
-            }
-            last_index = Some(index);
-            for tx in &video_tx {
-                tx.send(Msg::Item(share_frame(&frame)?))
-                    .map_err(|_| MediaError::Unsupported("a rendition worker stopped".into()))?;
-            }
-            Ok(())
-        };
-        let outcome = demux(ictx, &plan, &mut decoder, &mut fan_out, audio_tx.as_ref(), cancel);
-        match outcome {
-            Ok(()) => {
-                let flushed = decoder.finish(&mut fan_out);
-                let ended_at = last_index.map_or(0.0, |i| clock.frame_seconds(i as u64 + 1));
-                match flushed {
-                    Err(e) => demux_error = Some(HlsError::Input(e.to_string())),
-                    Ok(()) if info.duration > 2.0 && ended_at < info.duration * 0.9 && plan.first_segment == 0 => {
-                        demux_error = Some(HlsError::Input(format!(
-                            "the video ends after {ended_at:.1}s of the {:.1}s the container declares: the file is truncated or damaged",
-                            info.duration
-                        )));
-                    }
-                    Ok(()) => {
-                        for tx in &video_tx {
-                            let _ = tx.send(Msg::End);
-                        }
-                        if let Some(tx) = &audio_tx {
-                            let _ = tx.send(Msg::End);
-                        }
-                    }
+        let thumbnail = plan.thumbnail_frame.map(|frame| fanout::ThumbnailSlot {
+            frame,
+            key: format!("{}thumbnail.jpg", job.prefix),
+            dest,
+            reporter,
+            input: &job.input,
+        });
+        let mut fan = fanout::FrameFanOut::new(
+            video_tx,
+            origin_frames,
+            first_frame,
+            decoder.output_time_base(plan.fps),
+            thumbnail,
+        );
+        demux_error = demux(ictx, &plan, &mut decoder, &mut fan, audio_tx.as_ref(), cancel)
+            .and_then(|()| {
+                decoder.finish(&mut |f| fan.offer(f))?;
+                fan.flush()?;
+                let ended_at = clock.frame_seconds(fan.frames_end().unwrap_or(0));
+                let encoded_all = !fan.satisfied() && plan.first_segment == 0;
+                if encoded_all && info.duration > 2.0 && ended_at < info.duration * 0.9 {
+                    return Err(HlsError::Input(format!(
+                        "the video ends after {ended_at:.1}s of the {:.1}s the container declares: the file is truncated or damaged",
+                        info.duration
+                    )));
                 }
-            }
-            Err(e) => demux_error = Some(e),
-        }
-        drop(video_tx);
+                fan.end();
+                if let Some(tx) = &audio_tx {
+                    let _ = tx.send(Msg::End);
+                }
+                Ok(())
+            })
+            .err();
+        drop(fan);
         drop(audio_tx);
     });
     let results = results.into_inner().unwrap_or_default();
@@ -579,7 +589,7 @@ fn demux(
     ictx: &mut ff::format::context::Input,
     plan: &EncodePlan,
     decoder: &mut VideoDecoder,
-    fan_out: &mut impl FnMut(ff::frame::Video) -> media::Result<()>,
+    fan: &mut fanout::FrameFanOut<'_>,
     audio_tx: Option<&SyncSender<Msg<ff::Packet>>>,
     cancel: &CancelFlag,
 ) -> Result<(), HlsError> {
@@ -599,10 +609,11 @@ fn demux(
         }
         let index = packet.stream();
         if index == plan.video_index {
-            decoder.push(&packet, fan_out).map_err(|e| match e {
-                MediaError::Unsupported(m) if m.contains("worker stopped") => HlsError::Input(m),
-                other => HlsError::Input(format!("video: {other}")),
-            })?;
+            decoder.push(&packet, &mut |f| fan.offer(f))?;
+            if fan.satisfied() && audio_tx.is_none() {
+                // Only the thumbnail was wanted, and it is written.
+                return Ok(());
+            }
         } else if Some(index) == plan.audio_index {
             if let Some(tx) = audio_tx {
                 tx.send(Msg::Item(packet))

@@ -1,81 +1,26 @@
-//! One JPEG frame of an input, as displayed (rotation applied).
+//! One JPEG of a decoded frame, for the thumbnail.
+//!
+//! The frame comes from the main decode pass, already rotated for display,
+//! so the input is decoded only once.
 
-use super::video::{rotation_filter, video_graph, Frame};
-use super::{ff, open_input, AvContext, MediaError, Result};
+use super::video::{share_frame, video_graph, Frame};
+use super::{ff, AvContext, MediaError, Result};
 
 /// Largest thumbnail width; taller pictures keep their aspect ratio.
 const MAX_WIDTH: u32 = 1280;
 
-/// Decodes the frame at `at_seconds` (or the last one before the end) of
-/// `input` and returns it as JPEG bytes.
-pub fn thumbnail_jpeg(input: &str, rotation: u32, at_seconds: f64) -> Result<Vec<u8>> {
-    let mut ictx = open_input(input)?;
-    let stream = ictx
-        .streams()
-        .best(ff::media::Type::Video)
-        .ok_or_else(|| MediaError::Unsupported("no video stream".into()))?;
-    let index = stream.index();
-    let time_base = stream.time_base();
-    let start = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE {
-        0
-    } else {
-        stream.start_time()
-    };
-    let mut decoder = ff::codec::context::Context::from_parameters(stream.parameters())
-        .av(|| "reading the video stream's parameters".into())?
-        .decoder()
-        .video()
-        .av(|| "opening the video decoder".into())?;
-    let target = start + (at_seconds / super::rational_f64(time_base)) as i64;
-    if at_seconds > 0.0 {
-        let ts = (at_seconds * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
-        // Not every input can seek (servers without ranges, pipes): then
-        // decode from the start of a fresh connection.
-        if ictx.seek(ts, ..ts).is_err() {
-            ictx = open_input(input)?;
-        }
-    }
-    let mut picked: Option<Frame> = None;
-    let mut decoded = Frame::empty();
-    let mut take = |decoder: &mut ff::decoder::Video, picked: &mut Option<Frame>| -> bool {
-        while decoder.receive_frame(&mut decoded).is_ok() {
-            let reached = decoded.timestamp().is_some_and(|t| t >= target);
-            *picked = Some(std::mem::replace(&mut decoded, Frame::empty()));
-            if reached {
-                return true;
-            }
-        }
-        false
-    };
-    let mut done = false;
-    for (s, packet) in ictx.packets() {
-        if s.index() != index {
-            continue;
-        }
-        if decoder.send_packet(&packet).is_ok() && take(&mut decoder, &mut picked) {
-            done = true;
-            break;
-        }
-    }
-    if !done {
-        let _ = decoder.send_eof();
-        take(&mut decoder, &mut picked);
-    }
-    let frame =
-        picked.ok_or_else(|| MediaError::Unsupported("no video frame could be decoded".into()))?;
-    encode_jpeg(&frame, time_base, rotation)
-}
-
-fn encode_jpeg(frame: &Frame, time_base: ff::Rational, rotation: u32) -> Result<Vec<u8>> {
-    let chain = format!(
-        "{}scale=w='min({MAX_WIDTH},iw)':h=-2,format=pix_fmts=yuvj420p",
-        rotation_filter(rotation)
-    );
+/// Encodes `frame` (timestamps in `time_base`) as a JPEG at most
+/// 1280 pixels wide.
+pub fn jpeg(frame: &Frame, time_base: ff::Rational) -> Result<Vec<u8>> {
+    let chain = format!("scale=w='min({MAX_WIDTH},iw)':h=-2,format=pix_fmts=yuvj420p");
     let mut graph = video_graph(frame, time_base, &chain)?;
     let mut shaped = Frame::empty();
+    // The filter source takes the references of what it is given: give it
+    // its own reference so the caller's frame stays intact.
+    let input = share_frame(frame)?;
     if let Some(mut src) = graph.get("in") {
         src.source()
-            .add(frame)
+            .add(&input)
             .av(|| "filtering the thumbnail".into())?;
         src.source()
             .flush()

@@ -110,22 +110,25 @@ impl VideoDecoder {
     }
 
     /// Decodes one packet; every finished frame goes to `out`.
-    pub fn push(
+    pub fn push<E: From<MediaError>>(
         &mut self,
         packet: &ff::Packet,
-        out: &mut impl FnMut(Frame) -> Result<()>,
-    ) -> Result<()> {
+        out: &mut impl FnMut(Frame) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         match self.decoder.send_packet(packet) {
             Ok(()) => {}
             // A damaged packet: the decoder conceals it; keep going.
             Err(ff::Error::InvalidData) => return Ok(()),
-            Err(e) => return Err(e).av(|| "decoding video".into()),
+            Err(e) => return Err(e).av(|| "decoding video".into()).map_err(E::from),
         }
         self.drain(out)
     }
 
     /// Flushes the decoder and the filter graph at end of input.
-    pub fn finish(&mut self, out: &mut impl FnMut(Frame) -> Result<()>) -> Result<()> {
+    pub fn finish<E: From<MediaError>>(
+        &mut self,
+        out: &mut impl FnMut(Frame) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let _ = self.decoder.send_eof();
         self.drain(out)?;
         // Close the graph at the end of the last frame (not at its start, as a
@@ -143,7 +146,10 @@ impl VideoDecoder {
         self.pull(out)
     }
 
-    fn drain(&mut self, out: &mut impl FnMut(Frame) -> Result<()>) -> Result<()> {
+    fn drain<E: From<MediaError>>(
+        &mut self,
+        out: &mut impl FnMut(Frame) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let mut decoded = Frame::empty();
         while self.decoder.receive_frame(&mut decoded).is_ok() {
             let ts = decoded.timestamp();
@@ -173,7 +179,10 @@ impl VideoDecoder {
         Ok(())
     }
 
-    fn pull(&mut self, out: &mut impl FnMut(Frame) -> Result<()>) -> Result<()> {
+    fn pull<E: From<MediaError>>(
+        &mut self,
+        out: &mut impl FnMut(Frame) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let Some(graph) = self.graph.as_mut() else {
             return Ok(());
         };

@@ -1,0 +1,149 @@
+//! The demux thread's side of "decode once": every decoded frame goes to
+//! every rendition worker, by reference.
+//!
+//! When a thumbnail is wanted, the first frames are held back until the
+//! frame at the thumbnail time has been decoded, written and announced, so
+//! the thumbnail exists before any encoding starts and costs no second
+//! decode. Frames before a resume point and repeated timestamps are dropped
+//! here, so workers see each output frame index once, in order.
+
+use super::worker::Msg;
+use super::HlsError;
+use crate::media::{ff, thumbnail, video::share_frame};
+use crate::progress::{Event, Reporter};
+use crate::storage::Destination;
+use std::sync::mpsc::SyncSender;
+
+/// Frames held back at most while waiting for the thumbnail frame (the
+/// frame reached by then is used), bounding memory for high frame rates.
+const MAX_HELD: usize = 64;
+
+/// Where the thumbnail goes and which frame it is.
+pub struct ThumbnailSlot<'a> {
+    /// Output frame index of the thumbnail frame.
+    pub frame: u64,
+    /// Key of `thumbnail.jpg`.
+    pub key: String,
+    /// Destination to store it in.
+    pub dest: &'a dyn Destination,
+    /// Who hears `thumbnail_ready`.
+    pub reporter: &'a dyn Reporter,
+    /// Input name for the event.
+    pub input: &'a str,
+}
+
+/// Sends decoded frames to the rendition workers.
+pub struct FrameFanOut<'a> {
+    workers: Vec<SyncSender<Msg<ff::frame::Video>>>,
+    /// Frame timestamp of output frame 0.
+    origin: i64,
+    /// First frame this run encodes (the resume point).
+    first: u64,
+    /// Time base of frame timestamps (one tick per frame).
+    time_base: ff::Rational,
+    last: Option<u64>,
+    thumbnail: Option<ThumbnailSlot<'a>>,
+    held: Vec<ff::frame::Video>,
+}
+
+impl<'a> FrameFanOut<'a> {
+    /// A fan-out to `workers`; frames carry `origin + index` timestamps in
+    /// `time_base`, and frames before index `first` are dropped.
+    pub fn new(
+        workers: Vec<SyncSender<Msg<ff::frame::Video>>>,
+        origin: i64,
+        first: u64,
+        time_base: ff::Rational,
+        thumbnail: Option<ThumbnailSlot<'a>>,
+    ) -> Self {
+        FrameFanOut {
+            workers,
+            origin,
+            first,
+            time_base,
+            last: None,
+            thumbnail,
+            held: Vec::new(),
+        }
+    }
+
+    /// Takes one decoded frame.
+    pub fn offer(&mut self, frame: ff::frame::Video) -> Result<(), HlsError> {
+        let Some(pts) = frame.pts() else {
+            return Ok(());
+        };
+        let index = pts - self.origin;
+        if index < self.first as i64 || self.last.is_some_and(|l| index <= l as i64) {
+            return Ok(());
+        }
+        self.last = Some(index as u64);
+        match &self.thumbnail {
+            Some(slot) => {
+                let reached = index as u64 >= slot.frame || self.held.len() + 1 >= MAX_HELD;
+                self.held.push(frame);
+                if reached {
+                    self.release()?;
+                }
+                Ok(())
+            }
+            None => self.send(&frame),
+        }
+    }
+
+    /// At the end of the input: writes the thumbnail from the last frame if
+    /// the thumbnail time was never reached, and sends what was held.
+    pub fn flush(&mut self) -> Result<(), HlsError> {
+        if self.thumbnail.is_some() && !self.held.is_empty() {
+            self.release()?;
+        }
+        Ok(())
+    }
+
+    /// Tells every worker the input ended normally.
+    pub fn end(&self) {
+        for tx in &self.workers {
+            let _ = tx.send(Msg::End);
+        }
+    }
+
+    /// Whether nothing more is needed from the input: no worker to feed and
+    /// no thumbnail to wait for.
+    pub fn satisfied(&self) -> bool {
+        self.workers.is_empty() && self.thumbnail.is_none()
+    }
+
+    /// Index one past the last frame sent, if any.
+    pub fn frames_end(&self) -> Option<u64> {
+        self.last.map(|l| l + 1)
+    }
+
+    fn release(&mut self) -> Result<(), HlsError> {
+        if let (Some(slot), Some(frame)) = (self.thumbnail.take(), self.held.last()) {
+            let bytes = thumbnail::jpeg(frame, self.time_base)
+                .map_err(|e| HlsError::Input(format!("cannot make the thumbnail: {e}")))?;
+            slot.dest
+                .put(&slot.key, &bytes)
+                .map_err(|source| HlsError::Write {
+                    path: slot.dest.describe(&slot.key),
+                    source,
+                })?;
+            slot.reporter.report(Event::ThumbnailReady {
+                input: slot.input.to_string(),
+                path: slot.dest.describe(&slot.key),
+            });
+        }
+        for frame in std::mem::take(&mut self.held) {
+            self.send(&frame)?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, frame: &ff::frame::Video) -> Result<(), HlsError> {
+        for tx in &self.workers {
+            let shared = share_frame(frame).map_err(|e| HlsError::Input(e.to_string()))?;
+            tx.send(Msg::Item(shared))
+                .map_err(|_| HlsError::Input("a rendition worker stopped".into()))?;
+        }
+        Ok(())
+    }
+}
