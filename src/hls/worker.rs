@@ -145,14 +145,14 @@ impl<'a> Segmenter<'a> {
     fn complete(self, codec: Option<String>) -> Result<(), HlsError> {
         let _ = self.muxer.finish();
         let name = self.rendition.clone();
-        let mut segments = Vec::new();
-        self.shared
+        let segments = self
+            .shared
             .checkpoint
-            .update(|c| {
-                let state = c.renditions.entry(name.clone()).or_default();
-                segments = state.segments.clone();
-            })
-            .map_err(HlsError::Checkpoint)?;
+            .snapshot()
+            .renditions
+            .get(&name)
+            .map(|r| r.segments.clone())
+            .unwrap_or_default();
         let format = self.shared.format;
         put(
             self.shared,

@@ -43,7 +43,6 @@ pub struct SegmentMuxer {
     format: SegmentFormat,
     encoder_time_base: ff::Rational,
     stream_time_base: ff::Rational,
-    taken: u64,
     started: bool,
 }
 
@@ -110,7 +109,6 @@ impl SegmentMuxer {
             format,
             encoder_time_base,
             stream_time_base,
-            taken: 0,
             started: false,
         };
         let init = match format {
@@ -162,11 +160,6 @@ impl SegmentMuxer {
         Ok(self.take())
     }
 
-    /// Bytes handed out so far.
-    pub fn bytes_taken(&self) -> u64 {
-        self.taken
-    }
-
     fn take(&mut self) -> Vec<u8> {
         self.flush_io();
         let bytes = self
@@ -175,7 +168,6 @@ impl SegmentMuxer {
             .lock()
             .map(|mut b| std::mem::take(&mut *b))
             .unwrap_or_default();
-        self.taken += bytes.len() as u64;
         bytes
     }
 
