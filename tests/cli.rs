@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::path::PathBuf;
 
 #[test]
 fn probe_prints_media_facts_as_json() {
@@ -107,22 +108,29 @@ fn flags_beat_environment_beat_config_file_beat_defaults() {
     );
 }
 
-#[test]
-fn unknown_config_key_is_a_usage_error_naming_key_and_line() {
+/// Runs transcode-hls with a config file holding `yaml`; returns the exit
+/// code, stderr and the config path.
+fn with_config(yaml: &str) -> (Option<i32>, String, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = tmp.path().join("custom.yaml");
-    std::fs::write(
-        &cfg,
-        "progress: none\ntranscode-hls:\n  preset: fast\n  segment-lenght: 4\n",
-    )
-    .expect("write");
+    std::fs::write(&cfg, yaml).expect("write config");
     let o = run(vidpipe()
         .arg("--config")
         .arg(&cfg)
         .args(["transcode-hls", "fixtures/sample.mp4", "-o"])
         .arg(tmp.path()));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        cfg,
+    )
+}
+
+#[test]
+fn unknown_config_key_is_a_usage_error_naming_key_and_line() {
+    let (code, stderr, cfg) =
+        with_config("progress: none\ntranscode-hls:\n  preset: fast\n  segment-lenght: 4\n");
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!("{}:4:", cfg.display())),
         "{stderr}"
@@ -132,16 +140,8 @@ fn unknown_config_key_is_a_usage_error_naming_key_and_line() {
 
 #[test]
 fn bad_config_value_names_key_and_line() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cfg = tmp.path().join("v.yaml");
-    std::fs::write(&cfg, "transcode-hls:\n  preset: fast\n  ladder: 720:lots\n").expect("write");
-    let o = run(vidpipe()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["transcode-hls", "fixtures/sample.mp4", "-o"])
-        .arg(tmp.path()));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    let (code, stderr, _) = with_config("transcode-hls:\n  preset: fast\n  ladder: 720:lots\n");
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains(":3: transcode-hls.ladder"), "{stderr}");
 }
 

@@ -53,6 +53,19 @@ fn read_until(
     panic!("vidpipe ended before the awaited event; saw {seen:?}");
 }
 
+/// Starts an encode of a fresh 10 s clip and returns once segment `n` of
+/// some rendition is written (the run is then still encoding).
+fn encoding_past_segment(name: &str, n: u64) -> (tempfile::TempDir, PathBuf, PathBuf, Child) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), name, &ClipSpec::new(854, 480, 10.0));
+    let out = tmp.path().join("out");
+    let mut child = spawn(&clip, &out);
+    read_until(&mut child, |e| {
+        e["event"] == "segment_written" && e["index"].as_u64() >= Some(n)
+    });
+    (tmp, clip, out, child)
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -89,13 +102,7 @@ fn rerun(clip: &Path, out: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn kill_during_encoding_then_rerun_resumes_from_a_segment_boundary() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let clip = make_clip(tmp.path(), "crash.mp4", &ClipSpec::new(854, 480, 10.0));
-    let out = tmp.path().join("out");
-    let mut child = spawn(&clip, &out);
-    read_until(&mut child, |e| {
-        e["event"] == "segment_written" && e["index"].as_u64() >= Some(3)
-    });
+    let (_tmp, clip, out, mut child) = encoding_past_segment("crash.mp4", 3);
     child.kill().expect("kill -9");
     let status = child.wait().expect("wait");
     assert!(!status.success(), "vidpipe finished before it was killed");
@@ -201,13 +208,7 @@ fn finished_renditions_are_not_encoded_again() {
 
 #[test]
 fn ctrl_c_keeps_a_resumable_checkpoint_and_no_temp_files() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let clip = make_clip(tmp.path(), "stop.mp4", &ClipSpec::new(854, 480, 10.0));
-    let out = tmp.path().join("out");
-    let mut child = spawn(&clip, &out);
-    read_until(&mut child, |e| {
-        e["event"] == "segment_written" && e["index"].as_u64() >= Some(2)
-    });
+    let (_tmp, clip, out, child) = encoding_past_segment("stop.mp4", 2);
     let sent = run(Command::new("kill").args(["-INT", &child.id().to_string()]));
     assert!(sent.status.success());
     let output = child.wait_with_output().expect("wait");
