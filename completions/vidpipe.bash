@@ -41,7 +41,7 @@ _vidpipe() {
 
     case "${cmd}" in
         vidpipe)
-            opts="-v -q -h -V --progress --verbose --quiet --config --help --version transcode-hls probe help"
+            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --help --version transcode-hls probe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -52,6 +52,10 @@ _vidpipe() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -119,7 +123,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__probe)
-            opts="-v -q -h -V --progress --verbose --quiet --config --help --version"
+            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -133,6 +137,10 @@ _vidpipe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -141,7 +149,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__transcode__subcmd__hls)
-            opts="-o -v -q -h -V --output --ladder --audio-bitrate --segment-duration --segment-format --preset --max-fps --threads --shard --progress --verbose --quiet --config --help --version"
+            opts="-o -v -q -h -V --output --ladder --audio-bitrate --segment-duration --segment-format --preset --max-fps --threads --shard --progress --verbose --quiet --config --endpoint-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -192,6 +200,10 @@ _vidpipe() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_vidpipe_global_optspecs
-    string join \n progress= v/verbose q/quiet config= h/help V/version
+    string join \n progress= v/verbose q/quiet config= endpoint-url= h/help V/version
 end
 
 function __fish_vidpipe_needs_command
@@ -29,6 +29,7 @@ bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'
 none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -36,7 +37,7 @@ complete -c vidpipe -n "__fish_vidpipe_needs_command" -s V -l version -d 'Print 
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s o -l output -d 'Output directory; each input gets DEST/<input-stem>/' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s o -l output -d 'Output directory or s3://bucket/prefix; each input gets DEST/<input-stem>/' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l ladder -d 'Ladder rungs as SHORT_SIDE:BITRATE pairs [default: 1080:5000k,720:2800k,480:1400k,360:800k,240:400k]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l audio-bitrate -d 'AAC bitrate of the audio rendition [default: 128k]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l segment-duration -d 'Target segment duration, e.g. 6 or 4s [default: 6s]' -r
@@ -51,6 +52,7 @@ bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'
 none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -60,6 +62,7 @@ bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'
 none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'

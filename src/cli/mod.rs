@@ -47,6 +47,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "VIDPIPE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for
+    /// s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and
+    /// region come from the standard AWS variables and profiles.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -90,9 +96,10 @@ pub struct TranscodeArgs {
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
 
-    /// Output directory; each input gets DEST/<input-stem>/.
+    /// Output directory or s3://bucket/prefix; each input gets
+    /// DEST/<input-stem>/.
     #[arg(short, long, env = "VIDPIPE_OUTPUT", value_name = "DEST")]
-    pub output: Option<PathBuf>,
+    pub output: Option<String>,
 
     /// Ladder rungs as SHORT_SIDE:BITRATE pairs
     /// [default: 1080:5000k,720:2800k,480:1400k,360:800k,240:400k].

@@ -13,6 +13,7 @@ use vidpipe::hls::ladder::Ladder;
 use vidpipe::hls::playlist::SegmentFormat;
 use vidpipe::hls::{TranscodeSettings, PRESETS};
 use vidpipe::inputs::Shard;
+use vidpipe::storage::{Location, S3Options};
 use vidpipe::units::{parse_seconds, Bitrate};
 
 /// A setting that cannot be used: exit code 2.
@@ -38,6 +39,7 @@ pub enum SettingsError {
 pub struct Layers {
     path: PathBuf,
     file: ConfigFile,
+    endpoint_url: Option<String>,
 }
 
 impl Layers {
@@ -55,7 +57,11 @@ impl Layers {
                 }
             }
         };
-        Ok(Layers { path, file })
+        Ok(Layers {
+            path,
+            file,
+            endpoint_url: cli.endpoint_url.clone(),
+        })
     }
 
     /// `--progress`, resolved.
@@ -106,8 +112,8 @@ impl Layers {
             ("--output (VIDPIPE_OUTPUT)", args.output.clone()),
             ("transcode-hls.output", cfg.output.as_ref()),
             None,
-            |p| Ok(Some(p)),
-            |s: &String| Ok(Some(PathBuf::from(s))),
+            |p| Location::parse(&p).map(Some),
+            |s: &String| Location::parse(s).map(Some),
         )?;
         let output = output.ok_or_else(|| {
             SettingsError::Missing(
@@ -191,6 +197,9 @@ impl Layers {
         Ok(TranscodeRun {
             inputs: args.inputs.clone(),
             output,
+            s3: S3Options {
+                endpoint_url: self.endpoint_url.clone(),
+            },
             shard,
             settings: TranscodeSettings {
                 ladder,
@@ -210,8 +219,10 @@ impl Layers {
 pub struct TranscodeRun {
     /// Input arguments as given.
     pub inputs: Vec<String>,
-    /// Output directory.
-    pub output: PathBuf,
+    /// Where the output goes.
+    pub output: Location,
+    /// How to reach S3 for s3:// outputs.
+    pub s3: S3Options,
     /// This machine's share of the inputs.
     pub shard: Option<Shard>,
     /// Engine settings.

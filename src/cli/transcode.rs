@@ -7,10 +7,11 @@
 
 use super::settings::TranscodeRun;
 use super::Outcome;
+use std::path::PathBuf;
 use vidpipe::hls::{self, HlsError, Job};
 use vidpipe::inputs::expand;
 use vidpipe::progress::{Event, Reporter};
-use vidpipe::storage::LocalDir;
+use vidpipe::storage::{Destination, LocalDir, Location, S3Dest};
 use vidpipe::CancelFlag;
 
 /// Transcodes every input of `run`.
@@ -39,15 +40,24 @@ pub fn run(
         fail(reporter, &inputs, "no video files found");
         return Outcome::SomeFailed;
     }
-    let dest = LocalDir::new(&run.output);
+    let dest: Box<dyn Destination> = match &run.output {
+        Location::Local(dir) => Box::new(LocalDir::new(dir)),
+        Location::S3 { bucket, prefix } => match S3Dest::connect(bucket, prefix, &run.s3) {
+            Ok(d) => Box::new(d),
+            Err(e) => {
+                fail(reporter, &format!("s3://{bucket}/{prefix}"), &e.to_string());
+                return Outcome::SomeFailed;
+            }
+        },
+    };
     for item in &items {
         let job = Job {
             input: item.source.clone(),
             prefix: format!("{}/", item.stem),
-            state_dir: run.output.join(&item.stem),
+            state_dir: state_dir(&run.output, &item.stem),
             identity: item.identity.clone(),
         };
-        match hls::transcode(&job, &dest, &run.settings, reporter, cancel) {
+        match hls::transcode(&job, dest.as_ref(), &run.settings, reporter, cancel) {
             Ok(published) => {
                 if chatty {
                     eprintln!("published {} -> {}", item.source, published.master);
@@ -71,6 +81,23 @@ pub fn run(
         Outcome::SomeFailed
     } else {
         Outcome::Success
+    }
+}
+
+/// Where an input's checkpoint lives: beside the output for local
+/// destinations; for buckets, under the user's state directory
+/// (`$XDG_STATE_HOME/vidpipe` or `~/.local/state/vidpipe`), keyed by bucket,
+/// prefix and stem.
+fn state_dir(output: &Location, stem: &str) -> PathBuf {
+    match output {
+        Location::Local(dir) => dir.join(stem),
+        Location::S3 { bucket, prefix } => {
+            let base = std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+                .unwrap_or_else(std::env::temp_dir);
+            base.join("vidpipe/s3").join(bucket).join(prefix).join(stem)
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! and `ffprobe` checks.
 #![allow(dead_code)]
 
+pub mod garage;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,222 @@
+//! A real single-node Garage S3 server for tests, on free loopback ports in
+//! a temp dir, stopped on drop. Fails loudly when Garage is missing or does
+//! not come up.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running Garage with one bucket and one key.
+pub struct Garage {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT` of the S3 API.
+    pub endpoint: String,
+    /// The bucket created at start.
+    pub bucket: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn hex(bytes: usize) -> String {
+    let mut out = String::new();
+    let mut x = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
+        ^ (std::process::id() as u64) << 32;
+    for _ in 0..bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push_str(&format!("{:02x}", x as u8));
+    }
+    out
+}
+
+/// The garage binary: on PATH or in ~/.cargo/bin.
+fn garage_binary() -> PathBuf {
+    let cargo_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/garage"));
+    if let Some(p) = cargo_bin.filter(|p| p.exists()) {
+        return p;
+    }
+    PathBuf::from("garage")
+}
+
+impl Garage {
+    /// Starts Garage and waits until the bucket answers (at most 60 s).
+    pub fn start() -> Garage {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (rpc, s3) = (free_port(), free_port());
+        let config = dir.path().join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "metadata_dir = \"{meta}\"\ndata_dir = \"{data}\"\ndb_engine = \"sqlite\"\nreplication_factor = 1\n\
+                 rpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\nroot_domain = \".s3.garage.localhost\"\n",
+                meta = dir.path().join("meta").display(),
+                data = dir.path().join("data").display(),
+                secret = hex(32),
+            ),
+        )
+        .expect("write garage.toml");
+        let access_key = format!("GK{}", hex(12));
+        let secret_key = hex(32);
+        let bucket = "vidpipe-test".to_string();
+        let log = std::fs::File::create(dir.path().join("garage.log")).expect("log file");
+        let child = Command::new(garage_binary())
+            .arg("-c")
+            .arg(&config)
+            .args(["server", "--single-node", "--default-bucket"])
+            .env("GARAGE_DEFAULT_ACCESS_KEY", &access_key)
+            .env("GARAGE_DEFAULT_SECRET_KEY", &secret_key)
+            .env("GARAGE_DEFAULT_BUCKET", &bucket)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start Garage ({e}); run `bash scripts/setup --test`, which installs it"
+                )
+            });
+        let garage = Garage {
+            child,
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            bucket,
+            access_key,
+            secret_key,
+            _dir: dir,
+        };
+        garage.wait_ready();
+        garage
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let rt = runtime();
+        let client = self.client();
+        loop {
+            let ok = rt
+                .block_on(
+                    client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .max_keys(1)
+                        .send(),
+                )
+                .is_ok();
+            if ok {
+                return;
+            }
+            let log =
+                std::fs::read_to_string(self._dir.path().join("garage.log")).unwrap_or_default();
+            assert!(
+                Instant::now() < deadline,
+                "Garage did not become ready in 60 s:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Environment for a vidpipe process talking to this server.
+    pub fn env(&self, cmd: &mut Command) {
+        cmd.env("AWS_ACCESS_KEY_ID", &self.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
+            .env("AWS_REGION", "garage")
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN");
+    }
+
+    /// An SDK client for checking what the server holds.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let creds = aws_sdk_s3::config::Credentials::new(
+            &self.access_key,
+            &self.secret_key,
+            None,
+            None,
+            "test",
+        );
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("garage"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(creds)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Every key under `prefix`.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let rt = runtime();
+        let client = self.client();
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = rt
+                .block_on(
+                    client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(token.clone())
+                        .send(),
+                )
+                .expect("list objects");
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                return keys;
+            }
+        }
+    }
+
+    /// Downloads everything under `prefix` into `dir`, keeping relative keys.
+    pub fn download(&self, prefix: &str, dir: &std::path::Path) {
+        let rt = runtime();
+        let client = self.client();
+        for key in self.keys(prefix) {
+            let object = rt
+                .block_on(client.get_object().bucket(&self.bucket).key(&key).send())
+                .expect("get object");
+            let bytes = rt
+                .block_on(object.body.collect())
+                .expect("body")
+                .into_bytes();
+            let path = dir.join(key.strip_prefix(prefix).expect("under prefix"));
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, bytes).expect("write");
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
