@@ -149,7 +149,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__transcode__subcmd__hls)
-            opts="-o -v -q -h -V --output --ladder --audio-bitrate --segment-duration --segment-format --preset --max-fps --threads --shard --progress --verbose --quiet --config --endpoint-url --help --version"
+            opts="-o -v -q -h -V --output --ladder --audio-bitrate --segment-duration --segment-format --preset --max-fps --threads --shard --delete-source --progress --verbose --quiet --config --endpoint-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

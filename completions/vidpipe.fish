@@ -53,6 +53,7 @@ json\t'NDJSON events on stdout'
 none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l delete-source -d 'Delete each s3:// input object after its output is complete (never on failure; local files are never deleted)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s h -l help -d 'Print help (see more with \'--help\')'

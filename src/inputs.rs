@@ -1,13 +1,39 @@
 //! Turning command-line inputs into a batch.
 //!
 //! Arguments may be files, directories (walked recursively for video
-//! files) or http(s) URLs. Each becomes an [`InputItem`] with a unique
-//! output name (its stem). Problems with one argument (missing path,
+//! files), http(s) URLs, or `s3://bucket/key` objects and
+//! `s3://bucket/prefix/` listings, which libav reads as a stream through a
+//! presigned URL. Each becomes an [`InputItem`] with a unique output name
+//! (its stem). Problems with one argument (missing path,
 //! unreadable directory) are returned as failures for that argument so the
 //! rest of the batch still runs. `--shard K/N` keeps a deterministic share.
 
+use crate::storage::S3Session;
 use std::collections::HashSet;
 use std::path::Path;
+use std::time::Duration;
+
+/// How long a presigned input URL stays valid: longer than any encode.
+const PRESIGNED_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// An input found while expanding, before stems are assigned.
+struct Found {
+    source: String,
+    open: String,
+    identity: String,
+    object: Option<(String, String)>,
+}
+
+impl Found {
+    fn local(source: String, identity: String) -> Self {
+        Found {
+            open: source.clone(),
+            source,
+            identity,
+            object: None,
+        }
+    }
+}
 
 /// File extensions treated as video when walking directories.
 pub const VIDEO_EXTENSIONS: &[&str] = &[
@@ -18,8 +44,14 @@ pub const VIDEO_EXTENSIONS: &[&str] = &[
 /// One input of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputItem {
-    /// What libav opens: a path or a URL.
+    /// The input as the user knows it: path, URL or `s3://` URL (safe to
+    /// print).
     pub source: String,
+    /// What libav opens: the path or URL itself, or a presigned URL for an
+    /// `s3://` object (a bearer token: never printed).
+    pub open: String,
+    /// Bucket and key of an `s3://` input.
+    pub object: Option<(String, String)>,
     /// Output directory name, unique within the batch.
     pub stem: String,
     /// Identity for checkpoints: path + size + mtime, or the URL.
@@ -72,37 +104,51 @@ impl Shard {
 }
 
 /// Expands arguments into inputs and problems, in argument order
-/// (directory contents sorted by path).
-pub fn expand(args: &[String]) -> (Vec<InputItem>, Vec<InputProblem>) {
-    let mut found: Vec<(String, String)> = Vec::new();
+/// (directory contents sorted by path). `s3` is needed for `s3://` inputs.
+pub fn expand(args: &[String], s3: Option<&S3Session>) -> (Vec<InputItem>, Vec<InputProblem>) {
+    let mut found: Vec<Found> = Vec::new();
     let mut problems = Vec::new();
+    let problem = |problems: &mut Vec<InputProblem>, source: &str, reason: String| {
+        problems.push(InputProblem {
+            source: source.to_string(),
+            reason,
+        })
+    };
     for arg in args {
         if crate::media::is_url(arg) {
-            found.push((arg.clone(), arg.clone()));
+            found.push(Found::local(arg.clone(), arg.clone()));
+            continue;
+        }
+        if let Some(rest) = arg.strip_prefix("s3://") {
+            match s3 {
+                Some(session) => match expand_s3(session, rest) {
+                    Ok(objects) if objects.is_empty() => {
+                        problem(&mut problems, arg, "no video objects there".into())
+                    }
+                    Ok(objects) => found.extend(objects),
+                    Err(e) => problem(&mut problems, arg, e.to_string()),
+                },
+                None => problem(&mut problems, arg, "no S3 connection".into()),
+            }
             continue;
         }
         if arg.contains("://") {
-            problems.push(InputProblem {
-                source: arg.clone(),
-                reason: "unsupported URL scheme (use a path or an http(s) URL)".into(),
-            });
+            let reason = "unsupported URL scheme (use a path, an http(s) URL or s3://)";
+            problem(&mut problems, arg, reason.into());
             continue;
         }
         let path = Path::new(arg);
         match std::fs::metadata(path) {
-            Err(e) => problems.push(InputProblem {
-                source: arg.clone(),
-                reason: io_reason(&e),
-            }),
+            Err(e) => problem(&mut problems, arg, io_reason(&e)),
             Ok(meta) if meta.is_dir() => walk(path, &mut found, &mut problems),
-            Ok(meta) => found.push((arg.clone(), file_identity(path, &meta))),
+            Ok(meta) => found.push(Found::local(arg.clone(), file_identity(path, &meta))),
         }
     }
     let mut stems = HashSet::new();
     let items = found
         .into_iter()
-        .map(|(source, identity)| {
-            let base = stem_of(&source);
+        .map(|f| {
+            let base = stem_of(&f.source);
             let mut stem = base.clone();
             let mut n = 2;
             while !stems.insert(stem.clone()) {
@@ -110,17 +156,49 @@ pub fn expand(args: &[String]) -> (Vec<InputItem>, Vec<InputProblem>) {
                 n += 1;
             }
             InputItem {
-                source,
+                source: f.source,
+                open: f.open,
+                object: f.object,
                 stem,
-                identity,
+                identity: f.identity,
             }
         })
         .collect();
     (items, problems)
 }
 
-fn walk(dir: &Path, found: &mut Vec<(String, String)>, problems: &mut Vec<InputProblem>) {
-    let mut files = Vec::new();
+/// `bucket/key` of one video object, or `bucket/prefix` listing videos.
+fn expand_s3(session: &S3Session, rest: &str) -> std::io::Result<Vec<Found>> {
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let objects = if is_video_name(Path::new(key)) {
+        vec![session.head(bucket, key)?]
+    } else {
+        let prefix = if key.is_empty() || key.ends_with('/') {
+            key.to_string()
+        } else {
+            format!("{key}/")
+        };
+        session
+            .list(bucket, &prefix)?
+            .into_iter()
+            .filter(|o| is_video_name(Path::new(&o.key)))
+            .collect()
+    };
+    objects
+        .into_iter()
+        .map(|o| {
+            let source = format!("s3://{bucket}/{}", o.key);
+            Ok(Found {
+                open: session.presign_get(bucket, &o.key, PRESIGNED_FOR)?,
+                identity: format!("{source}|{}|{}", o.size, o.etag.as_deref().unwrap_or("")),
+                object: Some((bucket.to_string(), o.key)),
+                source,
+            })
+        })
+        .collect()
+}
+
+fn walk(dir: &Path, found: &mut Vec<Found>, problems: &mut Vec<InputProblem>) {
     for entry in walkdir::WalkDir::new(dir)
         .follow_links(true)
         .sort_by_file_name()
@@ -132,16 +210,13 @@ fn walk(dir: &Path, found: &mut Vec<(String, String)>, problems: &mut Vec<InputP
             }),
             Ok(entry) if entry.file_type().is_file() && is_video_name(entry.path()) => {
                 if let Ok(meta) = entry.metadata() {
-                    files.push((
-                        entry.path().display().to_string(),
-                        file_identity(entry.path(), &meta),
-                    ));
+                    let source = entry.path().display().to_string();
+                    found.push(Found::local(source, file_identity(entry.path(), &meta)));
                 }
             }
             Ok(_) => {}
         }
     }
-    found.extend(files);
 }
 
 fn is_video_name(path: &Path) -> bool {
@@ -216,7 +291,7 @@ mod tests {
         std::fs::write(dir.path().join("a.mp4"), b"x").expect("write");
         std::fs::write(dir.path().join("sub/a.MOV"), b"x").expect("write");
         std::fs::write(dir.path().join("notes.txt"), b"x").expect("write");
-        let (items, problems) = expand(&[dir.path().display().to_string()]);
+        let (items, problems) = expand(&[dir.path().display().to_string()], None);
         assert!(problems.is_empty());
         let stems: Vec<_> = items.iter().map(|i| i.stem.as_str()).collect();
         assert_eq!(stems, vec!["a", "a-2"]);
@@ -224,7 +299,7 @@ mod tests {
 
     #[test]
     fn missing_paths_are_problems_not_panics() {
-        let (items, problems) = expand(&["/no/such/file.mp4".to_string()]);
+        let (items, problems) = expand(&["/no/such/file.mp4".to_string()], None);
         assert!(items.is_empty());
         assert_eq!(problems[0].reason, "no such file or directory");
     }

@@ -151,3 +151,63 @@ fn wrong_credentials_fail_clearly_without_showing_the_secret() {
         "the secret leaked"
     );
 }
+
+#[test]
+fn bucket_inputs_are_streamed_and_deleted_only_after_success() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "clip.mp4", &ClipSpec::new(320, 240, 2.0));
+    garage.put(
+        "incoming/clip.mp4",
+        std::fs::read(&clip).expect("read clip"),
+    );
+    garage.put("incoming/broken.mp4", b"definitely not a video".to_vec());
+    garage.put("incoming/notes.txt", b"skip me".to_vec());
+    let out = tmp.path().join("out");
+    let mut cmd = vidpipe();
+    garage.env(&mut cmd);
+    cmd.env("XDG_STATE_HOME", tmp.path().join("state"))
+        .args([
+            "transcode-hls",
+            &format!("s3://{}/incoming/", garage.bucket),
+            "-o",
+        ])
+        .arg(&out)
+        .args(["--delete-source", "--progress", "json"])
+        .args(FAST);
+    let o = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the broken object fails: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("s3://{}/incoming/broken.mp4", garage.bucket)),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("X-Amz-Signature") && !stdout.contains("X-Amz-Signature"),
+        "a presigned URL leaked: {stderr}{stdout}"
+    );
+    check_package(
+        &out.join("clip"),
+        &Expect {
+            sizes: vec![(320, 240)],
+            audio: true,
+            frames: 50,
+            fps: 25.0,
+        },
+    );
+    let left = garage.keys("incoming/");
+    assert!(
+        !left.contains(&"incoming/clip.mp4".to_string()),
+        "published source not deleted: {left:?}"
+    );
+    assert!(
+        left.contains(&"incoming/broken.mp4".to_string()),
+        "failed source deleted: {left:?}"
+    );
+    assert!(left.contains(&"incoming/notes.txt".to_string()));
+}

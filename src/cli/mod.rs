@@ -92,7 +92,8 @@ pub enum SegmentFormatArg {
 /// Arguments of `transcode-hls`.
 #[derive(Debug, Args)]
 pub struct TranscodeArgs {
-    /// Video files, directories (searched recursively) or http(s) URLs.
+    /// Video files, directories (searched recursively), http(s) URLs,
+    /// s3://bucket/key objects or s3://bucket/prefix/ listings.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
 
@@ -134,6 +135,11 @@ pub struct TranscodeArgs {
     /// indexed jobs), e.g. 2/4.
     #[arg(long, env = "VIDPIPE_SHARD", value_name = "K/N")]
     pub shard: Option<String>,
+
+    /// Delete each s3:// input object after its output is complete
+    /// (never on failure; local files are never deleted).
+    #[arg(long)]
+    pub delete_source: bool,
 }
 
 /// Arguments of `probe`.

@@ -200,6 +200,7 @@ impl Layers {
             s3: S3Options {
                 endpoint_url: self.endpoint_url.clone(),
             },
+            delete_source: args.delete_source,
             shard,
             settings: TranscodeSettings {
                 ladder,
@@ -221,8 +222,10 @@ pub struct TranscodeRun {
     pub inputs: Vec<String>,
     /// Where the output goes.
     pub output: Location,
-    /// How to reach S3 for s3:// outputs.
+    /// How to reach S3 for s3:// inputs and outputs.
     pub s3: S3Options,
+    /// Delete s3:// inputs after success.
+    pub delete_source: bool,
     /// This machine's share of the inputs.
     pub shard: Option<Shard>,
     /// Engine settings.

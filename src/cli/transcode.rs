@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use vidpipe::hls::{self, HlsError, Job};
 use vidpipe::inputs::expand;
 use vidpipe::progress::{Event, Reporter};
-use vidpipe::storage::{Destination, LocalDir, Location, S3Dest};
+use vidpipe::storage::{Destination, LocalDir, Location, S3Dest, S3Session};
 use vidpipe::CancelFlag;
 
 /// Transcodes every input of `run`.
@@ -21,7 +21,20 @@ pub fn run(
     cancel: &CancelFlag,
     chatty: bool,
 ) -> Outcome {
-    let (mut items, problems) = expand(&run.inputs);
+    let needs_s3 = matches!(run.output, Location::S3 { .. })
+        || run.inputs.iter().any(|i| i.starts_with("s3://"));
+    let session = if needs_s3 {
+        match S3Session::connect(&run.s3) {
+            Ok(session) => Some(session),
+            Err(e) => {
+                fail(reporter, "S3", &format!("cannot set up the S3 client: {e}"));
+                return Outcome::SomeFailed;
+            }
+        }
+    } else {
+        None
+    };
+    let (mut items, problems) = expand(&run.inputs, session.as_deref());
     let mut failed = 0usize;
     for p in &problems {
         fail(reporter, &p.source, &p.reason);
@@ -40,19 +53,24 @@ pub fn run(
         fail(reporter, &inputs, "no video files found");
         return Outcome::SomeFailed;
     }
-    let dest: Box<dyn Destination> = match &run.output {
-        Location::Local(dir) => Box::new(LocalDir::new(dir)),
-        Location::S3 { bucket, prefix } => match S3Dest::connect(bucket, prefix, &run.s3) {
-            Ok(d) => Box::new(d),
-            Err(e) => {
-                fail(reporter, &format!("s3://{bucket}/{prefix}"), &e.to_string());
-                return Outcome::SomeFailed;
-            }
-        },
+    let dest: Box<dyn Destination> = match (&run.output, &session) {
+        (Location::S3 { bucket, prefix }, Some(session)) => {
+            Box::new(S3Dest::new(session.clone(), bucket, prefix))
+        }
+        (Location::Local(dir), _) => Box::new(LocalDir::new(dir)),
+        (Location::S3 { bucket, prefix }, None) => {
+            fail(
+                reporter,
+                &format!("s3://{bucket}/{prefix}"),
+                "no S3 connection",
+            );
+            return Outcome::SomeFailed;
+        }
     };
     for item in &items {
         let job = Job {
             input: item.source.clone(),
+            open: item.open.clone(),
             prefix: format!("{}/", item.stem),
             state_dir: state_dir(&run.output, &item.stem),
             identity: item.identity.clone(),
@@ -61,6 +79,22 @@ pub fn run(
             Ok(published) => {
                 if chatty {
                     eprintln!("published {} -> {}", item.source, published.master);
+                }
+                if let (true, Some((bucket, key)), Some(session)) =
+                    (run.delete_source, &item.object, &session)
+                {
+                    match session.delete(bucket, key) {
+                        Ok(()) if chatty => eprintln!("deleted {}", item.source),
+                        Ok(()) => {}
+                        Err(e) => {
+                            fail(
+                                reporter,
+                                &item.source,
+                                &format!("published, but cannot delete the source: {e}"),
+                            );
+                            failed += 1;
+                        }
+                    }
                 }
             }
             Err(HlsError::Interrupted) => {

@@ -119,8 +119,10 @@ impl From<MediaError> for HlsError {
 /// One input of a batch and where its output goes.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// Path or URL as libav opens it.
+    /// The input as shown to the user (path, URL, s3:// URL).
     pub input: String,
+    /// What libav opens (differs from `input` for presigned s3:// inputs).
+    pub open: String,
     /// Output key prefix (`<stem>/`) under the destination.
     pub prefix: String,
     /// Local directory for the checkpoint.
@@ -210,7 +212,7 @@ pub fn transcode(
     reporter: &dyn Reporter,
     cancel: &CancelFlag,
 ) -> Result<Published, HlsError> {
-    let mut ictx = media::open_input(&job.input).map_err(|e| HlsError::Input(e.to_string()))?;
+    let mut ictx = media::open_input(&job.open).map_err(|e| HlsError::Input(e.to_string()))?;
     let info = describe(&job.input, &ictx);
     let video = require_video(&info)
         .map_err(|e| HlsError::Input(e.to_string()))?

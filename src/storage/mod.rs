@@ -9,7 +9,7 @@ mod local;
 pub mod s3;
 
 pub use local::LocalDir;
-pub use s3::{S3Dest, S3Options};
+pub use s3::{ObjectInfo, S3Dest, S3Options, S3Session};
 
 use std::io;
 use std::path::PathBuf;

@@ -11,8 +11,11 @@
 use super::Destination;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use std::io;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// How to reach the S3 service, beyond the standard AWS environment.
 #[derive(Debug, Clone, Default)]
@@ -40,29 +43,126 @@ pub async fn client(options: &S3Options) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
-/// A bucket and key prefix.
-pub struct S3Dest {
-    bucket: String,
-    prefix: String,
+/// A connection to S3: the SDK client and the small runtime that drives it
+/// for synchronous callers (encode workers, the batch loop).
+pub struct S3Session {
     client: aws_sdk_s3::Client,
     runtime: tokio::runtime::Runtime,
 }
 
-impl S3Dest {
-    /// A destination writing under `s3://bucket/prefix`.
-    pub fn connect(bucket: &str, prefix: &str, options: &S3Options) -> io::Result<Self> {
+/// One stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Its ETag, when the server gives one.
+    pub etag: Option<String>,
+}
+
+impl S3Session {
+    /// Connects with the standard AWS configuration and `options`.
+    pub fn connect(options: &S3Options) -> io::Result<Arc<Self>> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("s3-io")
             .enable_all()
             .build()?;
         let client = runtime.block_on(client(options));
-        Ok(S3Dest {
+        Ok(Arc::new(S3Session { client, runtime }))
+    }
+
+    fn wait<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.handle().block_on(future)
+    }
+
+    /// Stores `bytes` at `key` with one PUT.
+    pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) -> io::Result<()> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(bytes.to_vec()))
+            .send();
+        self.wait(request).map(|_| ()).map_err(failed)
+    }
+
+    /// Size and ETag of `key`.
+    pub fn head(&self, bucket: &str, key: &str) -> io::Result<ObjectInfo> {
+        let request = self.client.head_object().bucket(bucket).key(key).send();
+        let head = self.wait(request).map_err(failed)?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size: head.content_length().unwrap_or(0).max(0) as u64,
+            etag: head.e_tag().map(str::to_string),
+        })
+    }
+
+    /// Removes `key`.
+    pub fn delete(&self, bucket: &str, key: &str) -> io::Result<()> {
+        let request = self.client.delete_object().bucket(bucket).key(key).send();
+        self.wait(request).map(|_| ()).map_err(failed)
+    }
+
+    /// Every object under `prefix`, in key order.
+    pub fn list(&self, bucket: &str, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
+        let mut objects = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let request = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send();
+            let page = self.wait(request).map_err(failed)?;
+            objects.extend(page.contents().iter().filter_map(|o| {
+                Some(ObjectInfo {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    etag: o.e_tag().map(str::to_string),
+                })
+            }));
+            match page.next_continuation_token() {
+                Some(t) => token = Some(t.to_string()),
+                None => return Ok(objects),
+            }
+        }
+    }
+
+    /// A presigned GET URL for `key`, valid for `expires`. It is a bearer
+    /// token: hand it to libav, never print it.
+    pub fn presign_get(&self, bucket: &str, key: &str, expires: Duration) -> io::Result<String> {
+        let config = PresigningConfig::expires_in(expires).map_err(io::Error::other)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(config);
+        let presigned = self.wait(request).map_err(failed)?;
+        Ok(presigned.uri().to_string())
+    }
+}
+
+/// A bucket and key prefix as a [`Destination`].
+pub struct S3Dest {
+    bucket: String,
+    prefix: String,
+    session: Arc<S3Session>,
+}
+
+impl S3Dest {
+    /// A destination writing under `s3://bucket/prefix`.
+    pub fn new(session: Arc<S3Session>, bucket: &str, prefix: &str) -> Self {
+        S3Dest {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
-            client,
-            runtime,
-        })
+            session,
+        }
     }
 
     fn key(&self, key: &str) -> String {
@@ -90,43 +190,15 @@ fn failed<E: std::error::Error + 'static>(e: E) -> io::Error {
 
 impl Destination for S3Dest {
     fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
-        let full = self.key(key);
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .body(ByteStream::from(bytes.to_vec()))
-            .send();
-        self.runtime
-            .handle()
-            .block_on(request)
-            .map(|_| ())
-            .map_err(failed)
+        self.session.put(&self.bucket, &self.key(key), bytes)
     }
 
     fn exists(&self, key: &str) -> bool {
-        let request = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .send();
-        self.runtime.handle().block_on(request).is_ok()
+        self.session.head(&self.bucket, &self.key(key)).is_ok()
     }
 
     fn delete(&self, key: &str) -> io::Result<()> {
-        let request = self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .send();
-        self.runtime
-            .handle()
-            .block_on(request)
-            .map(|_| ())
-            .map_err(failed)
+        self.session.delete(&self.bucket, &self.key(key))
     }
 
     fn remove_incomplete(&self, _prefix: &str) -> io::Result<()> {

@@ -159,6 +159,21 @@ impl Garage {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// Stores `bytes` at `key`.
+    pub fn put(&self, key: &str, bytes: Vec<u8>) {
+        let rt = runtime();
+        let client = self.client();
+        rt.block_on(
+            client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+                .send(),
+        )
+        .expect("put object");
+    }
+
     /// Every key under `prefix`.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let rt = runtime();
