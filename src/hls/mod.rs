@@ -110,9 +110,11 @@ pub enum HlsError {
     Interrupted,
 }
 
+/// libav failures while decoding the input (the messages say what was
+/// being done: "decoding video", "encoding AAC", ...).
 impl From<MediaError> for HlsError {
     fn from(e: MediaError) -> Self {
-        HlsError::Input(format!("video: {e}"))
+        HlsError::Input(e.to_string())
     }
 }
 

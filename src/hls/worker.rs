@@ -420,9 +420,7 @@ pub fn run_audio(
     let mut ended = false;
     for msg in rx.iter() {
         match msg {
-            Msg::Item(packet) => transcoder
-                .push(&packet, &mut |p| handle(p, &mut seg).map_err(hls_to_media))
-                .map_err(media_err)?,
+            Msg::Item(packet) => transcoder.push(&packet, &mut |p| handle(p, &mut seg))?,
             Msg::End => {
                 ended = true;
                 break;
@@ -432,15 +430,8 @@ pub fn run_audio(
     if !ended {
         return Ok(Finish::Aborted);
     }
-    transcoder
-        .finish(&mut |p| handle(p, &mut seg).map_err(hls_to_media))
-        .map_err(media_err)?;
+    transcoder.finish(&mut |p| handle(p, &mut seg))?;
     seg.cut(samples_in_segment as f64 / f64::from(rate), None)?;
     seg.complete(Some(codecs::AAC_LC.to_string()))?;
     Ok(Finish::Complete)
-}
-
-/// Carries a storage/checkpoint failure through the media callback layer.
-fn hls_to_media(e: HlsError) -> MediaError {
-    MediaError::Unsupported(e.to_string())
 }

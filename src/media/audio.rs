@@ -76,21 +76,24 @@ impl AudioTranscoder {
     }
 
     /// Decodes one packet; encoded AAC packets go to `out`.
-    pub fn push(
+    pub fn push<E: From<MediaError>>(
         &mut self,
         packet: &ff::Packet,
-        out: &mut impl FnMut(ff::Packet) -> Result<()>,
-    ) -> Result<()> {
+        out: &mut impl FnMut(ff::Packet) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         match self.decoder.send_packet(packet) {
             Ok(()) => {}
             Err(ff::Error::InvalidData) => return Ok(()),
-            Err(e) => return Err(e).av(|| "decoding audio".into()),
+            Err(e) => return Err(e).av(|| "decoding audio".into()).map_err(E::from),
         }
         self.drain_decoder(out)
     }
 
     /// Flushes decoder, graph and encoder at end of input.
-    pub fn finish(&mut self, out: &mut impl FnMut(ff::Packet) -> Result<()>) -> Result<()> {
+    pub fn finish<E: From<MediaError>>(
+        &mut self,
+        out: &mut impl FnMut(ff::Packet) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let _ = self.decoder.send_eof();
         self.drain_decoder(out)?;
         if let Some(graph) = self.graph.as_mut() {
@@ -107,7 +110,10 @@ impl AudioTranscoder {
         self.drain_encoder(out)
     }
 
-    fn drain_decoder(&mut self, out: &mut impl FnMut(ff::Packet) -> Result<()>) -> Result<()> {
+    fn drain_decoder<E: From<MediaError>>(
+        &mut self,
+        out: &mut impl FnMut(ff::Packet) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let mut decoded = ff::frame::Audio::empty();
         while self.decoder.receive_frame(&mut decoded).is_ok() {
             let ts = decoded.timestamp();
@@ -125,7 +131,10 @@ impl AudioTranscoder {
         Ok(())
     }
 
-    fn drain_graph(&mut self, out: &mut impl FnMut(ff::Packet) -> Result<()>) -> Result<()> {
+    fn drain_graph<E: From<MediaError>>(
+        &mut self,
+        out: &mut impl FnMut(ff::Packet) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         loop {
             let mut frame = ff::frame::Audio::empty();
             let got = match self.graph.as_mut().and_then(|g| g.get("out")) {
@@ -148,7 +157,10 @@ impl AudioTranscoder {
         }
     }
 
-    fn drain_encoder(&mut self, out: &mut impl FnMut(ff::Packet) -> Result<()>) -> Result<()> {
+    fn drain_encoder<E: From<MediaError>>(
+        &mut self,
+        out: &mut impl FnMut(ff::Packet) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let mut packet = ff::Packet::empty();
         while self.encoder.receive_packet(&mut packet).is_ok() {
             out(std::mem::replace(&mut packet, ff::Packet::empty()))?;
