@@ -190,13 +190,5 @@ fn bundled_sample_publishes_with_defaults() {
         stderr.contains("sample/master.m3u8"),
         "the result's location is shown: {stderr}"
     );
-    check_package(
-        &tmp.path().join("sample"),
-        &Expect {
-            sizes: vec![(1280, 720), (854, 480), (640, 360), (426, 240)],
-            audio: true,
-            frames: 240,
-            fps: 30.0,
-        },
-    );
+    check_package(&tmp.path().join("sample"), &Expect::bundled_sample());
 }

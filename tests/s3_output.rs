@@ -11,15 +11,6 @@ use std::process::Stdio;
 
 const FAST: &[&str] = &["--preset", "ultrafast", "--segment-duration", "2", "-q"];
 
-fn sample_expectation() -> Expect {
-    Expect {
-        sizes: vec![(1280, 720), (854, 480), (640, 360), (426, 240)],
-        audio: true,
-        frames: 240,
-        fps: 30.0,
-    }
-}
-
 #[test]
 fn transcode_to_a_bucket_publishes_a_complete_package() {
     let garage = Garage::start();
@@ -60,7 +51,7 @@ fn transcode_to_a_bucket_publishes_a_complete_package() {
     );
     let local = tempfile::tempdir().expect("tempdir");
     garage.download("vod/sample/", local.path());
-    check_package(local.path(), &sample_expectation());
+    check_package(local.path(), &Expect::bundled_sample());
 }
 
 #[test]
@@ -114,15 +105,7 @@ fn killed_transcode_to_a_bucket_resumes() {
     );
     let local = tempfile::tempdir().expect("tempdir");
     garage.download("live/long/", local.path());
-    check_package(
-        local.path(),
-        &Expect {
-            sizes: vec![(854, 480), (640, 360), (428, 240)],
-            audio: true,
-            frames: 250,
-            fps: 25.0,
-        },
-    );
+    check_package(local.path(), &Expect::sd_clip(10));
 }
 
 #[test]

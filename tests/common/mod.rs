@@ -329,6 +329,28 @@ fn segment_path(dir: &Path, entry: &Entry) -> PathBuf {
     dir.join(&entry.uri)
 }
 
+impl Expect {
+    /// What the bundled `fixtures/sample.mp4` (8 s, 720p30, audio) becomes.
+    pub fn bundled_sample() -> Expect {
+        Expect {
+            sizes: vec![(1280, 720), (854, 480), (640, 360), (426, 240)],
+            audio: true,
+            frames: 240,
+            fps: 30.0,
+        }
+    }
+
+    /// What a 25 fps 854x480 clip with audio becomes: 480p, 360p and 240p.
+    pub fn sd_clip(seconds: u64) -> Expect {
+        Expect {
+            sizes: vec![(854, 480), (640, 360), (428, 240)],
+            audio: true,
+            frames: seconds * 25,
+            fps: 25.0,
+        }
+    }
+}
+
 pub fn check_package(root: &Path, expect: &Expect) {
     let master = root.join("master.m3u8");
     assert!(master.exists(), "no master playlist in {}", root.display());
