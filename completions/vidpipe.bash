@@ -25,6 +25,9 @@ _vidpipe() {
             vidpipe,transcode-hls)
                 cmd="vidpipe__subcmd__transcode__subcmd__hls"
                 ;;
+            vidpipe,upload-chunked)
+                cmd="vidpipe__subcmd__upload__subcmd__chunked"
+                ;;
             vidpipe__subcmd__help,help)
                 cmd="vidpipe__subcmd__help__subcmd__help"
                 ;;
@@ -34,6 +37,9 @@ _vidpipe() {
             vidpipe__subcmd__help,transcode-hls)
                 cmd="vidpipe__subcmd__help__subcmd__transcode__subcmd__hls"
                 ;;
+            vidpipe__subcmd__help,upload-chunked)
+                cmd="vidpipe__subcmd__help__subcmd__upload__subcmd__chunked"
+                ;;
             *)
                 ;;
         esac
@@ -41,7 +47,7 @@ _vidpipe() {
 
     case "${cmd}" in
         vidpipe)
-            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --help --version transcode-hls probe help"
+            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --help --version transcode-hls upload-chunked probe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -67,7 +73,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__help)
-            opts="transcode-hls probe help"
+            opts="transcode-hls upload-chunked probe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -109,6 +115,20 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__help__subcmd__transcode__subcmd__hls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidpipe__subcmd__help__subcmd__upload__subcmd__chunked)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -192,6 +212,44 @@ _vidpipe() {
                     return 0
                     ;;
                 --shard)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bars json none" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidpipe__subcmd__upload__subcmd__chunked)
+            opts="-v -q -h -V --part-size --concurrency --attempts --progress --verbose --quiet --config --endpoint-url --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --part-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --attempts)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

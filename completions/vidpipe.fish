@@ -35,6 +35,7 @@ complete -c vidpipe -n "__fish_vidpipe_needs_command" -s q -l quiet -d 'Less log
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -s V -l version -d 'Print version'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "upload-chunked" -d 'Upload files to S3 with parallel multipart parts, per-part retries and checksums, resuming an interrupted upload on re-run'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s o -l output -d 'Output directory or s3://bucket/prefix; each input gets DEST/<input-stem>/' -r
@@ -58,6 +59,19 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s v -l v
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s V -l version -d 'Print version'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l part-size -d 'Bytes per part, 5MiB to 5GiB; files up to this size go up in one PUT; grown automatically to stay within 10,000 parts' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l concurrency -d 'Parts in flight at once, across all files' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l attempts -d 'Attempts per part before the file fails' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
+bars\t'Progress bars on stderr'
+json\t'NDJSON events on stdout'
+none\t'No progress output'"
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s V -l version -d 'Print version'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'
@@ -68,6 +82,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s v -l verbose -
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s V -l version -d 'Print version'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls probe help" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls probe help" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls probe help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked probe help" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked probe help" -f -a "upload-chunked" -d 'Upload files to S3 with parallel multipart parts, per-part retries and checksums, resuming an interrupted upload on re-run'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked probe help" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked probe help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -235,6 +235,11 @@ fn file_identity(path: &Path, meta: &std::fs::Metadata) -> String {
     format!("{}|{}|{}", canonical.display(), meta.len(), mtime)
 }
 
+/// A short reason for an I/O error on an input ("permission denied").
+pub fn describe_io(e: &std::io::Error) -> String {
+    io_reason(e)
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),

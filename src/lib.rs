@@ -17,6 +17,7 @@ pub mod media;
 pub mod progress;
 pub mod storage;
 pub mod units;
+pub mod upload;
 
 /// Set when the user asks the process to stop (Ctrl-C, SIGTERM).
 ///

@@ -47,6 +47,15 @@ fn run(cli: Cli) -> color_eyre::Result<cli::Outcome> {
                 chatty,
             ))
         }
+        Command::UploadChunked(args) => {
+            let settings = cli::upload::settings(args).map_err(color_eyre::eyre::Report::msg)?;
+            let s3 = vidpipe::storage::S3Options {
+                endpoint_url: cli.endpoint_url.clone(),
+            };
+            let cancel = cancel_on_signal();
+            cli::upload::run(args, &settings, &s3, reporter.as_ref(), &cancel, chatty)
+                .map_err(color_eyre::eyre::Report::msg)
+        }
         Command::Probe(args) => Ok(cli::probe(&args.input)),
     }
 }
@@ -68,8 +77,10 @@ fn cancel_on_signal() -> vidpipe::CancelFlag {
 }
 
 fn init_logging(verbose: u8, quiet: u8) {
+    // The AWS SDK warns about every credential source it tries (EC2
+    // metadata and so on); vidpipe reports the failure that matters itself.
     let level = match (verbose, quiet) {
-        (0, 0) => "warn",
+        (0, 0) => "warn,aws_config=error,aws_smithy_runtime=error",
         (_, 1) => "error",
         (_, q) if q >= 2 => "off",
         (1, _) => "info,vidpipe=debug",

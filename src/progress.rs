@@ -59,6 +59,35 @@ pub enum Event {
     RenditionSkipped { input: String, rendition: String },
     /// An input finished: its master playlist is in place.
     Done { input: String, master: String },
+    /// An upload started or resumed: how many parts and bytes it has.
+    Initialized {
+        input: String,
+        url: String,
+        parts_total: u32,
+        parts_done: u32,
+        bytes_total: u64,
+    },
+    /// A part was acknowledged by the server.
+    PartDone {
+        input: String,
+        part: u32,
+        bytes: u64,
+    },
+    /// Bytes of a file acknowledged so far.
+    #[serde(rename = "progress")]
+    UploadProgress {
+        input: String,
+        bytes_done: u64,
+        bytes_total: u64,
+        percent: f64,
+    },
+    /// A file is stored and verified.
+    #[serde(rename = "done")]
+    Uploaded {
+        input: String,
+        url: String,
+        bytes: u64,
+    },
     /// An input failed; the batch goes on.
     Error { input: String, message: String },
 }
@@ -66,7 +95,7 @@ pub enum Event {
 impl Event {
     /// Milestones are reported at once; plain progress may be throttled.
     pub fn is_milestone(&self) -> bool {
-        !matches!(self, Event::Progress { .. })
+        !matches!(self, Event::Progress { .. } | Event::UploadProgress { .. })
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod report;
 pub mod settings;
 pub mod transcode;
+pub mod upload;
 
 #[cfg(test)]
 mod generated;
@@ -63,8 +64,44 @@ pub enum Command {
     /// Transcode videos into adaptive-bitrate HLS (master, media and
     /// I-frame playlists, thumbnail), resuming after a crash.
     TranscodeHls(TranscodeArgs),
+    /// Upload files to S3 with parallel multipart parts, per-part retries
+    /// and checksums, resuming an interrupted upload on re-run.
+    UploadChunked(UploadArgs),
     /// Print facts about a media file or URL as JSON.
     Probe(ProbeArgs),
+}
+
+/// Arguments of `upload-chunked`.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Files or directories (uploaded recursively, keys keep relative
+    /// paths), then the destination: s3://bucket/key for one file, or
+    /// s3://bucket/prefix/.
+    #[arg(required = true, num_args = 2.., value_name = "SRC... DEST")]
+    pub paths: Vec<String>,
+
+    /// Bytes per part, 5MiB to 5GiB; files up to this size go up in one
+    /// PUT; grown automatically to stay within 10,000 parts.
+    #[arg(
+        long,
+        env = "VIDPIPE_PART_SIZE",
+        default_value = "8MiB",
+        value_name = "SIZE"
+    )]
+    pub part_size: String,
+
+    /// Parts in flight at once, across all files.
+    #[arg(
+        long,
+        env = "VIDPIPE_CONCURRENCY",
+        default_value_t = 8,
+        value_name = "N"
+    )]
+    pub concurrency: usize,
+
+    /// Attempts per part before the file fails.
+    #[arg(long, env = "VIDPIPE_ATTEMPTS", default_value_t = 6, value_name = "N")]
+    pub attempts: u32,
 }
 
 /// `--progress` values.

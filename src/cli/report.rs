@@ -18,18 +18,19 @@ pub struct JsonLines {
 
 impl JsonLines {
     fn due(&self, event: &Event) -> bool {
-        let Event::Progress {
-            input,
-            rendition,
-            percent,
-        } = event
-        else {
-            return true;
+        let (input, rendition, percent) = match event {
+            Event::Progress {
+                input,
+                rendition,
+                percent,
+            } => (input, rendition.as_str(), percent),
+            Event::UploadProgress { input, percent, .. } => (input, "", percent),
+            _ => return true,
         };
         let Ok(mut last) = self.last.lock() else {
             return true;
         };
-        let key = (input.clone(), rendition.clone());
+        let key = (input.clone(), rendition.to_string());
         let previous = last.get(&key).copied().unwrap_or(f64::NEG_INFINITY);
         if *percent - previous >= 2.0 || (*percent >= 100.0 && previous < 100.0) {
             last.insert(key, *percent);
@@ -171,7 +172,35 @@ impl Reporter for Bars {
                 }
                 let _ = self.multi.clear();
             }
-            Event::Probe { .. } => {}
+            Event::Initialized {
+                input,
+                bytes_total,
+                parts_done,
+                parts_total,
+                ..
+            } => {
+                let bar = self.multi.add(ProgressBar::new(bytes_total.max(1)));
+                bar.set_style(Self::style(
+                    "{prefix:>16} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                ));
+                bar.set_prefix(vidpipe::inputs::stem_of(&input));
+                bar.set_message(format!("{parts_done}/{parts_total} parts"));
+                state.bars.insert(input, (bar, 0.0));
+            }
+            Event::UploadProgress {
+                input, bytes_done, ..
+            } => {
+                if let Some((bar, _)) = state.bars.get(&input) {
+                    bar.set_position(bytes_done);
+                }
+            }
+            Event::Uploaded { input, url, .. } => {
+                if let Some((bar, _)) = state.bars.remove(&input) {
+                    bar.finish_and_clear();
+                }
+                let _ = self.multi.println(format!("uploaded {input} -> {url}"));
+            }
+            Event::Probe { .. } | Event::PartDone { .. } => {}
         }
     }
 }

@@ -73,8 +73,14 @@ impl S3Session {
         Ok(Arc::new(S3Session { client, runtime }))
     }
 
-    fn wait<F: std::future::Future>(&self, future: F) -> F::Output {
+    /// Runs `future` to completion on the session's runtime.
+    pub fn wait<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.handle().block_on(future)
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
     }
 
     /// Stores `bytes` at `key` with one PUT.
@@ -172,7 +178,7 @@ impl S3Dest {
 
 /// An SDK error as an I/O error: the causes in words, most general first,
 /// without repeats. SDK errors never include credentials.
-fn failed<E: std::error::Error + 'static>(e: E) -> io::Error {
+pub(crate) fn failed<E: std::error::Error + 'static>(e: E) -> io::Error {
     let mut parts: Vec<String> = Vec::new();
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = cause {

@@ -174,6 +174,19 @@ impl Garage {
         .expect("put object");
     }
 
+    /// The bytes stored at `key`.
+    pub fn get(&self, key: &str) -> Vec<u8> {
+        let rt = runtime();
+        let client = self.client();
+        let object = rt
+            .block_on(client.get_object().bucket(&self.bucket).key(key).send())
+            .unwrap_or_else(|e| panic!("get {key}: {e}"));
+        rt.block_on(object.body.collect())
+            .expect("body")
+            .into_bytes()
+            .to_vec()
+    }
+
     /// Every key under `prefix`.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let rt = runtime();

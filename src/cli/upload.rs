@@ -1,0 +1,172 @@
+//! Running `upload-chunked`: sources to destination keys, then the engine.
+//!
+//! One file to `s3://bucket/key` keeps that key; otherwise every file goes
+//! under the prefix by name, and a directory's files keep their paths below
+//! the directory's name. Journals live in the state directory so a re-run of
+//! the same command resumes.
+
+use super::{Outcome, UploadArgs};
+use std::path::{Path, PathBuf};
+use vidpipe::progress::{Event, Reporter};
+use vidpipe::storage::{S3Options, S3Session};
+use vidpipe::upload::{plan, upload_all, UploadError, UploadItem, UploadSettings};
+use vidpipe::CancelFlag;
+
+/// Validated `upload-chunked` arguments, or a usage error.
+pub fn settings(args: &UploadArgs) -> Result<UploadSettings, String> {
+    let part_size = plan::parse_size(&args.part_size)
+        .and_then(plan::check_part_size)
+        .map_err(|e| format!("--part-size (VIDPIPE_PART_SIZE): {e}"))?;
+    if !(1..=1000).contains(&args.concurrency) {
+        return Err("--concurrency must be between 1 and 1000".into());
+    }
+    if args.attempts == 0 {
+        return Err("--attempts must be at least 1".into());
+    }
+    Ok(UploadSettings {
+        part_size,
+        concurrency: args.concurrency,
+        attempts: args.attempts,
+    })
+}
+
+/// The journal directory: `$XDG_STATE_HOME/vidpipe/uploads`.
+fn journal_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("vidpipe/uploads")
+}
+
+/// Uploads every source.
+pub fn run(
+    args: &UploadArgs,
+    settings: &UploadSettings,
+    s3: &S3Options,
+    reporter: &dyn Reporter,
+    cancel: &CancelFlag,
+    chatty: bool,
+) -> Result<Outcome, String> {
+    let (dest, sources) = args.paths.split_last().ok_or("need SRC... DEST")?;
+    let rest = dest.strip_prefix("s3://").ok_or_else(|| {
+        format!("destination `{dest}` must be s3://bucket/key or s3://bucket/prefix/")
+    })?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut failed = 0usize;
+    let mut items = Vec::new();
+    let single = sources.len() == 1
+        && Path::new(&sources[0]).is_file()
+        && !key.is_empty()
+        && !key.ends_with('/');
+    for source in sources {
+        let path = Path::new(source);
+        match std::fs::metadata(path) {
+            Err(e) => {
+                fail(reporter, source, &vidpipe::inputs::describe_io(&e));
+                failed += 1;
+            }
+            Ok(_) if single => items.push(item(path, bucket, key.to_string())),
+            Ok(meta) if meta.is_dir() => {
+                let base = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
+                    match entry {
+                        Ok(e) if e.file_type().is_file() => {
+                            let rel = e.path().strip_prefix(path).unwrap_or(e.path());
+                            let rel = rel.to_string_lossy().replace('\\', "/");
+                            items.push(item(
+                                e.path(),
+                                bucket,
+                                format!("{}{base}/{rel}", prefix(key)),
+                            ));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            let at = e.path().unwrap_or(path).display().to_string();
+                            fail(
+                                reporter,
+                                &at,
+                                &e.io_error()
+                                    .map(vidpipe::inputs::describe_io)
+                                    .unwrap_or_else(|| e.to_string()),
+                            );
+                            failed += 1;
+                        }
+                    }
+                }
+            }
+            Ok(_) => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                items.push(item(path, bucket, format!("{}{name}", prefix(key))));
+            }
+        }
+    }
+    let session =
+        S3Session::connect(s3).map_err(|e| format!("cannot set up the S3 client: {e}"))?;
+    let journals = journal_dir();
+    let results = upload_all(&session, &items, settings, &journals, reporter, cancel);
+    let mut interrupted = false;
+    for (item, result) in items.iter().zip(results) {
+        match result {
+            Ok(done) if chatty => eprintln!(
+                "uploaded {} -> {} ({} bytes{})",
+                item.source.display(),
+                item.url(),
+                done.bytes,
+                if done.parts_resumed > 0 {
+                    format!(", {} parts resumed", done.parts_resumed)
+                } else {
+                    String::new()
+                }
+            ),
+            Ok(_) => {}
+            Err(UploadError::Interrupted) => interrupted = true,
+            Err(e) => {
+                eprintln!("error: {}: {e}", item.source.display());
+                failed += 1;
+            }
+        }
+    }
+    if interrupted {
+        eprintln!(
+            "interrupted: the upload journals are kept in {}; run the same command again to resume",
+            journals.display()
+        );
+        return Ok(Outcome::Interrupted);
+    }
+    Ok(if failed > 0 {
+        Outcome::SomeFailed
+    } else {
+        Outcome::Success
+    })
+}
+
+fn prefix(key: &str) -> String {
+    if key.is_empty() || key.ends_with('/') {
+        key.to_string()
+    } else {
+        format!("{key}/")
+    }
+}
+
+fn item(path: &Path, bucket: &str, key: String) -> UploadItem {
+    UploadItem {
+        source: path.to_path_buf(),
+        bucket: bucket.to_string(),
+        key,
+    }
+}
+
+fn fail(reporter: &dyn Reporter, input: &str, message: &str) {
+    eprintln!("error: {input}: {message}");
+    reporter.report(Event::Error {
+        input: input.to_string(),
+        message: message.to_string(),
+    });
+}

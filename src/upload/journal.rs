@@ -1,0 +1,106 @@
+//! The upload journal: what a re-run needs to resume a multipart upload.
+//!
+//! One JSON file per destination object under the state directory, written
+//! atomically after every acknowledged part. It names the upload id, part
+//! size and the source's size and mtime (a changed source is refused), and
+//! every completed part with its ETag and CRC32C.
+
+use crate::fsutil;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One acknowledged part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    /// ETag the server returned.
+    pub etag: String,
+    /// CRC32C of the part's bytes.
+    pub crc32c: u32,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+/// The journal of one multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// Local source file.
+    pub source: PathBuf,
+    /// Its size when the upload started.
+    pub source_size: u64,
+    /// Its mtime (ns since the epoch) when the upload started.
+    pub source_mtime: u128,
+    /// Destination bucket.
+    pub bucket: String,
+    /// Destination key.
+    pub key: String,
+    /// The server's upload id.
+    pub upload_id: String,
+    /// Bytes per part (the last may be shorter).
+    pub part_size: u64,
+    /// Acknowledged parts by 1-based number.
+    pub parts: BTreeMap<u32, PartRecord>,
+}
+
+impl Journal {
+    /// Where the journal of `s3://bucket/key` lives under `dir`.
+    pub fn path_for(dir: &Path, bucket: &str, key: &str) -> PathBuf {
+        let digest = Sha256::digest(format!("{bucket}/{key}").as_bytes());
+        let name: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        dir.join(format!("{name}.json"))
+    }
+
+    /// Reads a journal; `None` if absent or unreadable.
+    pub fn load(path: &Path) -> Option<Journal> {
+        let bytes = std::fs::read(path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Saves atomically.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        fsutil::write_atomic(path, &json)
+    }
+
+    /// Bytes already acknowledged.
+    pub fn bytes_done(&self) -> u64 {
+        self.parts.values().map(|p| p.size).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = Journal::path_for(dir.path(), "b", "k/v.mp4");
+        let mut j = Journal {
+            source: "v.mp4".into(),
+            source_size: 10,
+            source_mtime: 7,
+            bucket: "b".into(),
+            key: "k/v.mp4".into(),
+            upload_id: "id".into(),
+            part_size: 5 << 20,
+            parts: BTreeMap::new(),
+        };
+        j.parts.insert(
+            1,
+            PartRecord {
+                etag: "\"e\"".into(),
+                crc32c: 42,
+                size: 10,
+            },
+        );
+        j.save(&path).expect("save");
+        assert_eq!(Journal::load(&path), Some(j.clone()));
+        assert_eq!(j.bytes_done(), 10);
+        assert_ne!(path, Journal::path_for(dir.path(), "b", "k/other.mp4"));
+    }
+}

@@ -1,0 +1,643 @@
+//! `upload-chunked`: resumable multipart upload to S3-compatible storage.
+//!
+//! Files below the part size go up in one PUT. Larger files become a
+//! multipart upload whose parts are read from the file at their offset on
+//! every attempt (memory stays near concurrency × part size), sent in
+//! parallel under one semaphore shared by every file of the batch, each
+//! with a CRC32C the server checks, and retried with exponential backoff
+//! and jitter (harder on 503 SlowDown). Every acknowledged part is recorded
+//! in a [`journal::Journal`]; a re-run reconciles it with ListParts and only
+//! sends what is missing. At the end the stored object's size and composite
+//! checksum are compared with the source's.
+
+pub mod journal;
+pub mod plan;
+
+use crate::progress::{Event, Reporter};
+use crate::storage::s3::{failed, S3Session};
+use crate::CancelFlag;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use journal::{Journal, PartRecord};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Validated settings of `upload-chunked`.
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    /// Requested part size (grown for huge files); also the single-PUT
+    /// threshold.
+    pub part_size: u64,
+    /// Parts in flight across all files.
+    pub concurrency: usize,
+    /// Attempts per part before giving up.
+    pub attempts: u32,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        UploadSettings {
+            part_size: 8 << 20,
+            concurrency: 8,
+            attempts: 6,
+        }
+    }
+}
+
+/// One file and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadItem {
+    /// Local file.
+    pub source: PathBuf,
+    /// Destination bucket.
+    pub bucket: String,
+    /// Destination key.
+    pub key: String,
+}
+
+impl UploadItem {
+    /// `s3://bucket/key`.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// Why a file could not be uploaded.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The source cannot be read.
+    #[error("{0}")]
+    Source(String),
+    /// The source changed since the journaled upload started.
+    #[error("{0}")]
+    Changed(String),
+    /// A part failed after every attempt.
+    #[error("part {part}: {reason} (after {attempts} attempts)")]
+    Part {
+        /// 1-based part number.
+        part: u32,
+        /// Attempts made.
+        attempts: u32,
+        /// Last error.
+        reason: String,
+    },
+    /// A request the upload cannot go on without failed.
+    #[error("{0}")]
+    Remote(String),
+    /// The stored object does not match the source.
+    #[error("verification failed: {0}")]
+    Verify(String),
+    /// Interrupted; the journal is kept.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// What one finished upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Parts sent by this run (0 for a single PUT).
+    pub parts_sent: u32,
+    /// Parts an earlier run had already sent.
+    pub parts_resumed: u32,
+}
+
+/// Uploads every item (files in parallel, parts under one shared limit);
+/// one result per item, in order.
+pub fn upload_all(
+    session: &S3Session,
+    items: &[UploadItem],
+    settings: &UploadSettings,
+    journal_dir: &Path,
+    reporter: &dyn Reporter,
+    cancel: &CancelFlag,
+) -> Vec<Result<Uploaded, UploadError>> {
+    // Our own retries decide; the SDK's would multiply them.
+    let config = session
+        .client()
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(config);
+    let limit = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    session.wait(async {
+        let uploads = items.iter().map(|item| {
+            let ctx = Upload {
+                client: &client,
+                item,
+                settings,
+                journal_dir,
+                reporter,
+                cancel,
+                limit: limit.clone(),
+            };
+            async move { ctx.run().await }
+        });
+        join_all(uploads).await
+    })
+}
+
+/// Awaits every future concurrently, keeping their order.
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (fut, slot) in pinned.iter_mut().zip(results.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+struct Upload<'a> {
+    client: &'a aws_sdk_s3::Client,
+    item: &'a UploadItem,
+    settings: &'a UploadSettings,
+    journal_dir: &'a Path,
+    reporter: &'a dyn Reporter,
+    cancel: &'a CancelFlag,
+    limit: Arc<Semaphore>,
+}
+
+fn b64(crc: u32) -> String {
+    aws_smithy_types::base64::encode(crc.to_be_bytes())
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Whether a failed request is worth another attempt, and whether the
+/// server asked us to slow down.
+fn classify<E: ProvideErrorMetadata>(e: &aws_sdk_s3::error::SdkError<E>) -> (bool, bool) {
+    use aws_sdk_s3::error::SdkError;
+    match e {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or("");
+            let slow = status == 503 || code == "SlowDown";
+            let retry = slow || status >= 500 || status == 408 || code == "RequestTimeout";
+            (retry, slow)
+        }
+        SdkError::ResponseError(_) | SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            (true, false)
+        }
+        _ => (false, false),
+    }
+}
+
+/// Exponential backoff with full jitter: up to 0.2 s × 2^attempt (×4 when
+/// throttled), capped at 20 s.
+fn backoff(attempt: u32, slow: bool) -> Duration {
+    let base = 200u64 << attempt.min(10);
+    let cap = if slow {
+        (base * 4).min(20_000)
+    } else {
+        base.min(20_000)
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    Duration::from_millis(cap / 2 + nanos % (cap / 2 + 1))
+}
+
+impl Upload<'_> {
+    fn name(&self) -> String {
+        self.item.source.display().to_string()
+    }
+
+    async fn run(&self) -> Result<Uploaded, UploadError> {
+        let result = self.upload().await;
+        match &result {
+            Ok(done) => self.reporter.report(Event::Uploaded {
+                input: self.name(),
+                url: self.item.url(),
+                bytes: done.bytes,
+            }),
+            Err(e) => self.reporter.report(Event::Error {
+                input: self.name(),
+                message: e.to_string(),
+            }),
+        }
+        result
+    }
+
+    async fn upload(&self) -> Result<Uploaded, UploadError> {
+        let meta = std::fs::metadata(&self.item.source).map_err(|e| {
+            UploadError::Source(format!("cannot read: {}", crate::inputs::describe_io(&e)))
+        })?;
+        let file = std::fs::File::open(&self.item.source).map_err(|e| {
+            UploadError::Source(format!("cannot read: {}", crate::inputs::describe_io(&e)))
+        })?;
+        let size = meta.len();
+        let part_size = plan::part_size_for(size, self.settings.part_size);
+        if size <= self.settings.part_size {
+            return self.single_put(file, size).await;
+        }
+        let journal_path = Journal::path_for(self.journal_dir, &self.item.bucket, &self.item.key);
+        let journal = self.open_journal(&journal_path, &meta, part_size).await?;
+        let part_size = journal.part_size;
+        let total = plan::part_count(size, part_size);
+        let resumed = journal.parts.len() as u32;
+        self.reporter.report(Event::Initialized {
+            input: self.name(),
+            url: self.item.url(),
+            parts_total: total,
+            parts_done: resumed,
+            bytes_total: size,
+        });
+        let journal = Arc::new(Mutex::new(journal));
+        let file = Arc::new(file);
+        let missing: Vec<u32> = (1..=total)
+            .filter(|n| {
+                journal
+                    .lock()
+                    .map(|j| !j.parts.contains_key(n))
+                    .unwrap_or(true)
+            })
+            .collect();
+        let sent = missing.len() as u32;
+        let parts = missing.into_iter().map(|number| {
+            let journal = journal.clone();
+            let file = file.clone();
+            let journal_path = journal_path.clone();
+            async move {
+                let (offset, len) = plan::part_range(size, part_size, number);
+                self.send_part(&file, number, offset, len, &journal, &journal_path, size)
+                    .await
+            }
+        });
+        for result in join_all(parts).await {
+            result?;
+        }
+        let journal = journal
+            .lock()
+            .map(|j| j.clone())
+            .map_err(|_| UploadError::Remote("journal lock poisoned".into()))?;
+        self.complete(&journal, size).await?;
+        let _ = std::fs::remove_file(&journal_path);
+        Ok(Uploaded {
+            bytes: size,
+            parts_sent: sent,
+            parts_resumed: resumed,
+        })
+    }
+
+    async fn single_put(&self, file: std::fs::File, size: u64) -> Result<Uploaded, UploadError> {
+        let _permit = self
+            .limit
+            .acquire()
+            .await
+            .map_err(|e| UploadError::Remote(e.to_string()))?;
+        self.reporter.report(Event::Initialized {
+            input: self.name(),
+            url: self.item.url(),
+            parts_total: 1,
+            parts_done: 0,
+            bytes_total: size,
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if self.cancel.load(Ordering::SeqCst) {
+                return Err(UploadError::Interrupted);
+            }
+            let mut bytes = vec![0u8; size as usize];
+            file.read_exact_at(&mut bytes, 0)
+                .map_err(|e| UploadError::Source(format!("cannot read: {e}")))?;
+            let crc = crc32c::crc32c(&bytes);
+            let sent = self
+                .client
+                .put_object()
+                .bucket(&self.item.bucket)
+                .key(&self.item.key)
+                .checksum_crc32_c(b64(crc))
+                .body(ByteStream::from(bytes))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => break,
+                Err(e) => {
+                    let (retry, slow) = classify(&e);
+                    if !retry || attempt >= self.settings.attempts {
+                        return Err(UploadError::Remote(format!(
+                            "PUT {}: {}",
+                            self.item.url(),
+                            failed(e)
+                        )));
+                    }
+                    tokio::time::sleep(backoff(attempt, slow)).await;
+                }
+            }
+        }
+        self.verify(size, None).await?;
+        Ok(Uploaded {
+            bytes: size,
+            parts_sent: 0,
+            parts_resumed: 0,
+        })
+    }
+
+    /// The journal to continue, or a new multipart upload.
+    async fn open_journal(
+        &self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        part_size: u64,
+    ) -> Result<Journal, UploadError> {
+        if let Some(mut journal) = Journal::load(path) {
+            if journal.source_size != meta.len() || journal.source_mtime != mtime_ns(meta) {
+                return Err(UploadError::Changed(format!(
+                    "refusing to resume: the file changed since its upload to {} started (journal {}); \
+                     abort that upload (delete the journal) to start over",
+                    self.item.url(),
+                    path.display()
+                )));
+            }
+            match self.server_parts(&journal.upload_id).await {
+                Ok(on_server) => {
+                    journal
+                        .parts
+                        .retain(|n, p| on_server.iter().any(|(m, etag)| m == n && *etag == p.etag));
+                    let _ = journal.save(path);
+                    return Ok(journal);
+                }
+                // The upload expired or was aborted elsewhere: start over.
+                Err(None) => {}
+                Err(Some(e)) => return Err(e),
+            }
+        }
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.item.bucket)
+            .key(&self.item.key)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .send()
+            .await
+            .map_err(|e| {
+                UploadError::Remote(format!(
+                    "cannot start the upload to {}: {}",
+                    self.item.url(),
+                    failed(e)
+                ))
+            })?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| UploadError::Remote("the server returned no upload id".into()))?
+            .to_string();
+        let journal = Journal {
+            source: self.item.source.clone(),
+            source_size: meta.len(),
+            source_mtime: mtime_ns(meta),
+            bucket: self.item.bucket.clone(),
+            key: self.item.key.clone(),
+            upload_id,
+            part_size,
+            parts: Default::default(),
+        };
+        journal.save(path).map_err(|e| {
+            UploadError::Remote(format!("cannot write the journal {}: {e}", path.display()))
+        })?;
+        Ok(journal)
+    }
+
+    /// Parts the server holds for `upload_id`; `Err(None)` if the upload
+    /// no longer exists.
+    async fn server_parts(
+        &self,
+        upload_id: &str,
+    ) -> Result<Vec<(u32, String)>, Option<UploadError>> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_parts()
+                .bucket(&self.item.bucket)
+                .key(&self.item.key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await;
+            let page = match page {
+                Ok(p) => p,
+                Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") => {
+                    return Err(None)
+                }
+                Err(e) => {
+                    return Err(Some(UploadError::Remote(format!(
+                        "cannot list the parts of {}: {}",
+                        self.item.url(),
+                        failed(e)
+                    ))))
+                }
+            };
+            parts.extend(
+                page.parts()
+                    .iter()
+                    .filter_map(|p| Some((p.part_number()? as u32, p.e_tag()?.to_string()))),
+            );
+            match (page.is_truncated(), page.next_part_number_marker()) {
+                (Some(true), Some(next)) => marker = Some(next.to_string()),
+                _ => return Ok(parts),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_part(
+        &self,
+        file: &std::fs::File,
+        number: u32,
+        offset: u64,
+        len: u64,
+        journal: &Mutex<Journal>,
+        journal_path: &Path,
+        size: u64,
+    ) -> Result<(), UploadError> {
+        let _permit = self
+            .limit
+            .acquire()
+            .await
+            .map_err(|e| UploadError::Remote(e.to_string()))?;
+        let upload_id = journal
+            .lock()
+            .map(|j| j.upload_id.clone())
+            .unwrap_or_default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if self.cancel.load(Ordering::SeqCst) {
+                return Err(UploadError::Interrupted);
+            }
+            // Read again on every attempt: memory holds only in-flight parts.
+            let mut bytes = vec![0u8; len as usize];
+            file.read_exact_at(&mut bytes, offset)
+                .map_err(|e| UploadError::Source(format!("cannot read part {number}: {e}")))?;
+            let crc = crc32c::crc32c(&bytes);
+            let sent = self
+                .client
+                .upload_part()
+                .bucket(&self.item.bucket)
+                .key(&self.item.key)
+                .upload_id(&upload_id)
+                .part_number(number as i32)
+                .checksum_crc32_c(b64(crc))
+                .body(ByteStream::from(bytes))
+                .send()
+                .await;
+            match sent {
+                Ok(out) => {
+                    let etag = out.e_tag().unwrap_or_default().to_string();
+                    let done = {
+                        let mut j = journal
+                            .lock()
+                            .map_err(|_| UploadError::Remote("journal lock poisoned".into()))?;
+                        j.parts.insert(
+                            number,
+                            PartRecord {
+                                etag,
+                                crc32c: crc,
+                                size: len,
+                            },
+                        );
+                        j.save(journal_path).map_err(|e| {
+                            UploadError::Remote(format!(
+                                "cannot write the journal {}: {e}",
+                                journal_path.display()
+                            ))
+                        })?;
+                        j.bytes_done()
+                    };
+                    self.reporter.report(Event::PartDone {
+                        input: self.name(),
+                        part: number,
+                        bytes: len,
+                    });
+                    self.reporter.report(Event::UploadProgress {
+                        input: self.name(),
+                        bytes_done: done,
+                        bytes_total: size,
+                        percent: (done as f64 * 1000.0 / size.max(1) as f64).round() / 10.0,
+                    });
+                    return Ok(());
+                }
+                Err(e) => {
+                    let (retry, slow) = classify(&e);
+                    if !retry || attempt >= self.settings.attempts {
+                        return Err(UploadError::Part {
+                            part: number,
+                            attempts: attempt,
+                            reason: failed(e).to_string(),
+                        });
+                    }
+                    tracing::debug!(
+                        "{} part {number} attempt {attempt} failed; retrying",
+                        self.name()
+                    );
+                    tokio::time::sleep(backoff(attempt, slow)).await;
+                }
+            }
+        }
+    }
+
+    async fn complete(&self, journal: &Journal, size: u64) -> Result<(), UploadError> {
+        let parts: Vec<CompletedPart> = journal
+            .parts
+            .iter()
+            .map(|(n, p)| {
+                CompletedPart::builder()
+                    .part_number(*n as i32)
+                    .e_tag(&p.etag)
+                    .checksum_crc32_c(b64(p.crc32c))
+                    .build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.item.bucket)
+            .key(&self.item.key)
+            .upload_id(&journal.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                UploadError::Remote(format!(
+                    "cannot complete the upload to {}: {}",
+                    self.item.url(),
+                    failed(e)
+                ))
+            })?;
+        // The composite checksum S3 reports: CRC32C of the parts' CRC32Cs.
+        let joined: Vec<u8> = journal
+            .parts
+            .values()
+            .flat_map(|p| p.crc32c.to_be_bytes())
+            .collect();
+        let composite = format!("{}-{}", b64(crc32c::crc32c(&joined)), journal.parts.len());
+        self.verify(size, Some(composite)).await
+    }
+
+    /// Checks the stored object's size and, when the server reports one,
+    /// its checksum.
+    async fn verify(&self, size: u64, composite: Option<String>) -> Result<(), UploadError> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.item.bucket)
+            .key(&self.item.key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(|e| {
+                UploadError::Verify(format!(
+                    "cannot read back {}: {}",
+                    self.item.url(),
+                    failed(e)
+                ))
+            })?;
+        let stored = head.content_length().unwrap_or(-1);
+        if stored != size as i64 {
+            return Err(UploadError::Verify(format!(
+                "{} holds {stored} bytes, the source {size}",
+                self.item.url()
+            )));
+        }
+        if let (Some(expected), Some(reported)) = (composite, head.checksum_crc32_c()) {
+            if reported.contains('-') && reported != expected {
+                return Err(UploadError::Verify(format!(
+                    "{} reports CRC32C {reported}, the parts sent give {expected}",
+                    self.item.url()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
