@@ -235,12 +235,16 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__upload__subcmd__chunked)
-            opts="-v -q -h -V --part-size --concurrency --attempts --progress --verbose --quiet --config --endpoint-url --help --version"
+            opts="-v -q -h -V --status --abort --list-incomplete --json --presign --part-size --concurrency --attempts --progress --verbose --quiet --config --endpoint-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --presign)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --part-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

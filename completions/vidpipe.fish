@@ -59,6 +59,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s v -l v
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s V -l version -d 'Print version'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l presign -d 'After each upload, print a presigned GET URL valid this long (e.g. 1h; 7d is the most S3 allows)' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l part-size -d 'Bytes per part, 5MiB to 5GiB; files up to this size go up in one PUT; grown automatically to stay within 10,000 parts' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l concurrency -d 'Parts in flight at once, across all files' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l attempts -d 'Attempts per part before the file fails' -r
@@ -68,6 +69,10 @@ json\t'NDJSON events on stdout'
 none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l status -d 'Show each upload\'s journal and the parts the server holds, instead of uploading'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l abort -d 'Abort each file\'s unfinished upload (AbortMultipartUpload) and remove its journal'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l list-incomplete -d 'List the unfinished multipart uploads under DEST (the only path given) with their age'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l json -d 'JSON output for --status and --list-incomplete'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s h -l help -d 'Print help (see more with \'--help\')'

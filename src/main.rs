@@ -52,6 +52,10 @@ fn run(cli: Cli) -> color_eyre::Result<cli::Outcome> {
             let s3 = vidpipe::storage::S3Options {
                 endpoint_url: cli.endpoint_url.clone(),
             };
+            if args.list_incomplete {
+                return cli::upload::list_incomplete(&args.paths[0], &s3, args.json)
+                    .map_err(color_eyre::eyre::Report::msg);
+            }
             let cancel = cancel_on_signal();
             cli::upload::run(args, &settings, &s3, reporter.as_ref(), &cancel, chatty)
                 .map_err(color_eyre::eyre::Report::msg)

@@ -88,6 +88,9 @@ pub enum Event {
         url: String,
         bytes: u64,
     },
+    /// A presigned GET URL for an uploaded object (asked for with
+    /// `--presign`).
+    Presigned { input: String, url: String },
     /// An input failed; the batch goes on.
     Error { input: String, message: String },
 }

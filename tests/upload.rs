@@ -252,3 +252,117 @@ fn bad_input_gives_clear_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--part-size"));
 }
+
+#[test]
+fn interrupted_upload_can_be_inspected_listed_aborted_and_presigned() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("held.bin");
+    write_random(&file, 60 << 20);
+    let dest = format!("s3://{}/held/held.bin", garage.bucket);
+    let src = file.to_str().expect("utf8");
+    let mut child = upload(
+        &garage,
+        tmp.path(),
+        &[
+            src,
+            &dest,
+            "--part-size",
+            "5MiB",
+            "--concurrency",
+            "1",
+            "--progress",
+            "json",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+        let e: serde_json::Value = serde_json::from_str(&line.expect("line")).expect("json");
+        if e["event"] == "part_done" {
+            break;
+        }
+    }
+    let sent = run(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    assert!(sent.status.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("run the same command again to resume"),
+        "{stderr}"
+    );
+
+    let status = run(&mut upload(
+        &garage,
+        tmp.path(),
+        &["--status", "--json", src, &dest],
+    ));
+    assert!(status.status.success());
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    assert_eq!(s["parts_total"], 12);
+    assert!(
+        s["parts_journaled"].as_u64() >= Some(1)
+            && s["parts_on_server"].as_u64() >= s["parts_journaled"].as_u64()
+    );
+
+    let listed = run(&mut upload(
+        &garage,
+        tmp.path(),
+        &[
+            "--list-incomplete",
+            "--json",
+            &format!("s3://{}/held/", garage.bucket),
+        ],
+    ));
+    assert!(listed.status.success());
+    let uploads = events(&listed.stdout);
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0]["key"], "held/held.bin");
+
+    let aborted = run(&mut upload(&garage, tmp.path(), &["--abort", src, &dest]));
+    assert!(
+        aborted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&aborted.stderr)
+    );
+    let listed = run(&mut upload(
+        &garage,
+        tmp.path(),
+        &[
+            "--list-incomplete",
+            "--json",
+            &format!("s3://{}/held/", garage.bucket),
+        ],
+    ));
+    assert!(
+        events(&listed.stdout).is_empty(),
+        "the upload is still listed after --abort"
+    );
+
+    let small = tmp.path().join("small.txt");
+    std::fs::write(&small, "hello presigned world").expect("write");
+    let o = run(&mut upload(
+        &garage,
+        tmp.path(),
+        &[
+            small.to_str().expect("utf8"),
+            &format!("s3://{}/p/small.txt", garage.bucket),
+            "--presign",
+            "10m",
+        ],
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let url = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(
+        url.starts_with(&garage.endpoint) && url.contains("X-Amz-Signature"),
+        "{url}"
+    );
+    let fetched = run(Command::new("python3").args(["-c", "import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())", &url]));
+    assert_eq!(
+        String::from_utf8_lossy(&fetched.stdout),
+        "hello presigned world"
+    );
+}

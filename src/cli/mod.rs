@@ -77,8 +77,32 @@ pub struct UploadArgs {
     /// Files or directories (uploaded recursively, keys keep relative
     /// paths), then the destination: s3://bucket/key for one file, or
     /// s3://bucket/prefix/.
-    #[arg(required = true, num_args = 2.., value_name = "SRC... DEST")]
+    #[arg(required = true, num_args = 1.., value_name = "SRC... DEST")]
     pub paths: Vec<String>,
+
+    /// Show each upload's journal and the parts the server holds, instead
+    /// of uploading.
+    #[arg(long, conflicts_with_all = ["abort", "list_incomplete"])]
+    pub status: bool,
+
+    /// Abort each file's unfinished upload (AbortMultipartUpload) and
+    /// remove its journal.
+    #[arg(long, conflicts_with = "list_incomplete")]
+    pub abort: bool,
+
+    /// List the unfinished multipart uploads under DEST (the only path
+    /// given) with their age.
+    #[arg(long)]
+    pub list_incomplete: bool,
+
+    /// JSON output for --status and --list-incomplete.
+    #[arg(long)]
+    pub json: bool,
+
+    /// After each upload, print a presigned GET URL valid this long
+    /// (e.g. 1h; 7d is the most S3 allows).
+    #[arg(long, value_name = "DURATION")]
+    pub presign: Option<String>,
 
     /// Bytes per part, 5MiB to 5GiB; files up to this size go up in one
     /// PUT; grown automatically to stay within 10,000 parts.

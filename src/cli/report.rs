@@ -200,7 +200,7 @@ impl Reporter for Bars {
                 }
                 let _ = self.multi.println(format!("uploaded {input} -> {url}"));
             }
-            Event::Probe { .. } | Event::PartDone { .. } => {}
+            Event::Probe { .. } | Event::PartDone { .. } | Event::Presigned { .. } => {}
         }
     }
 }

@@ -118,14 +118,7 @@ pub fn upload_all(
     reporter: &dyn Reporter,
     cancel: &CancelFlag,
 ) -> Vec<Result<Uploaded, UploadError>> {
-    // Our own retries decide; the SDK's would multiply them.
-    let config = session
-        .client()
-        .config()
-        .to_builder()
-        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-        .build();
-    let client = aws_sdk_s3::Client::from_conf(config);
+    let client = sdk_client(session);
     let limit = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     session.wait(async {
         let uploads = items.iter().map(|item| {
@@ -166,6 +159,187 @@ async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) 
     })
     .await;
     results.into_iter().flatten().collect()
+}
+
+/// What is known about an item's upload: the local journal and the server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UploadStatus {
+    /// Local source.
+    pub source: PathBuf,
+    /// Destination URL.
+    pub url: String,
+    /// Upload id, if a multipart upload is in progress.
+    pub upload_id: Option<String>,
+    /// Parts in the whole upload.
+    pub parts_total: u32,
+    /// Parts the journal records as acknowledged.
+    pub parts_journaled: u32,
+    /// Parts the server lists for the upload (None if it no longer exists).
+    pub parts_on_server: Option<u32>,
+    /// Bytes acknowledged.
+    pub bytes_done: u64,
+    /// Source size when the upload started.
+    pub bytes_total: u64,
+}
+
+/// An unfinished multipart upload on the server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IncompleteUpload {
+    /// Its key.
+    pub key: String,
+    /// Its upload id.
+    pub upload_id: String,
+    /// Seconds since it was started.
+    pub age_seconds: u64,
+}
+
+/// A client whose requests the SDK does not retry: our own retries decide;
+/// the SDK's would multiply them.
+fn sdk_client(session: &S3Session) -> aws_sdk_s3::Client {
+    let config = session
+        .client()
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// The journal of `item` and what the server holds for it.
+pub fn status(
+    session: &S3Session,
+    item: &UploadItem,
+    journal_dir: &Path,
+) -> Result<UploadStatus, UploadError> {
+    let path = Journal::path_for(journal_dir, &item.bucket, &item.key);
+    let Some(journal) = Journal::load(&path) else {
+        return Ok(UploadStatus {
+            source: item.source.clone(),
+            url: item.url(),
+            upload_id: None,
+            parts_total: 0,
+            parts_journaled: 0,
+            parts_on_server: None,
+            bytes_done: 0,
+            bytes_total: std::fs::metadata(&item.source).map_or(0, |m| m.len()),
+        });
+    };
+    let listed = session.wait(
+        session
+            .client()
+            .list_parts()
+            .bucket(&item.bucket)
+            .key(&item.key)
+            .upload_id(&journal.upload_id)
+            .send(),
+    );
+    let parts_on_server = match listed {
+        Ok(page) => Some(page.parts().len() as u32),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") => None,
+        Err(e) => {
+            return Err(UploadError::Remote(format!(
+                "cannot list the parts of {}: {}",
+                item.url(),
+                failed(e)
+            )))
+        }
+    };
+    Ok(UploadStatus {
+        source: item.source.clone(),
+        url: item.url(),
+        upload_id: Some(journal.upload_id.clone()),
+        parts_total: plan::part_count(journal.source_size, journal.part_size),
+        parts_journaled: journal.parts.len() as u32,
+        parts_on_server,
+        bytes_done: journal.bytes_done(),
+        bytes_total: journal.source_size,
+    })
+}
+
+/// Aborts `item`'s multipart upload and removes its journal; `Ok(false)`
+/// when there was nothing to abort.
+pub fn abort(
+    session: &S3Session,
+    item: &UploadItem,
+    journal_dir: &Path,
+) -> Result<bool, UploadError> {
+    let path = Journal::path_for(journal_dir, &item.bucket, &item.key);
+    let Some(journal) = Journal::load(&path) else {
+        return Ok(false);
+    };
+    let aborted = session.wait(
+        session
+            .client()
+            .abort_multipart_upload()
+            .bucket(&item.bucket)
+            .key(&item.key)
+            .upload_id(&journal.upload_id)
+            .send(),
+    );
+    match aborted {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") => {}
+        Err(e) => {
+            return Err(UploadError::Remote(format!(
+                "cannot abort the upload to {}: {}",
+                item.url(),
+                failed(e)
+            )))
+        }
+    }
+    std::fs::remove_file(&path).map_err(|e| {
+        UploadError::Remote(format!("cannot remove the journal {}: {e}", path.display()))
+    })?;
+    Ok(true)
+}
+
+/// Unfinished multipart uploads under `prefix`, oldest first.
+pub fn list_incomplete(
+    session: &S3Session,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<IncompleteUpload>, UploadError> {
+    let mut found = Vec::new();
+    let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+    let now = std::time::SystemTime::now();
+    loop {
+        let page = session
+            .wait(
+                session
+                    .client()
+                    .list_multipart_uploads()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_key_marker(key_marker.take())
+                    .set_upload_id_marker(id_marker.take())
+                    .send(),
+            )
+            .map_err(|e| {
+                UploadError::Remote(format!(
+                    "cannot list the uploads in s3://{bucket}/{prefix}: {}",
+                    failed(e)
+                ))
+            })?;
+        for u in page.uploads() {
+            let started = u
+                .initiated()
+                .and_then(|t| std::time::SystemTime::try_from(*t).ok())
+                .unwrap_or(now);
+            found.push(IncompleteUpload {
+                key: u.key().unwrap_or_default().to_string(),
+                upload_id: u.upload_id().unwrap_or_default().to_string(),
+                age_seconds: now.duration_since(started).map_or(0, |d| d.as_secs()),
+            });
+        }
+        if page.is_truncated() == Some(true) {
+            key_marker = page.next_key_marker().map(str::to_string);
+            id_marker = page.next_upload_id_marker().map(str::to_string);
+        } else {
+            break;
+        }
+    }
+    found.sort_by_key(|u| std::cmp::Reverse(u.age_seconds));
+    Ok(found)
 }
 
 struct Upload<'a> {
