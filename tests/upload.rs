@@ -366,3 +366,101 @@ fn interrupted_upload_can_be_inspected_listed_aborted_and_presigned() {
         "hello presigned world"
     );
 }
+
+#[test]
+fn upload_survives_resets_and_slow_downs() {
+    let garage = Garage::start();
+    let upstream = garage.endpoint.trim_start_matches("http://").to_string();
+    let proxy = common::faulty_proxy::FaultyProxy::start(&upstream, 5);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("rough.bin");
+    write_random(&file, 41 << 20);
+    let mut cmd = upload(
+        &garage,
+        tmp.path(),
+        &[
+            file.to_str().expect("utf8"),
+            &format!("s3://{}/rough.bin", garage.bucket),
+            "--part-size",
+            "5MiB",
+        ],
+    );
+    cmd.env("AWS_ENDPOINT_URL", &proxy.endpoint).args([
+        "--concurrency",
+        "3",
+        "--attempts",
+        "8",
+        "--progress",
+        "json",
+    ]);
+    let o = run(&mut cmd);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    use std::sync::atomic::Ordering::SeqCst;
+    assert!(
+        proxy.faults.slow_downs.load(SeqCst) >= 2,
+        "too few SlowDowns injected"
+    );
+    assert!(
+        proxy.faults.resets.load(SeqCst) >= 2,
+        "too few resets injected"
+    );
+    assert!(
+        garage.get("rough.bin") == std::fs::read(&file).expect("read"),
+        "stored object differs"
+    );
+}
+
+#[test]
+fn wrong_credentials_and_unreadable_files_fail_clearly() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("secret.bin");
+    write_random(&file, 1000);
+    let wrong = "0000000000000000000000000000000000000000000000000000000000000bad";
+    let mut cmd = upload(
+        &garage,
+        tmp.path(),
+        &[
+            file.to_str().expect("utf8"),
+            &format!("s3://{}/c.bin", garage.bucket),
+        ],
+    );
+    cmd.env("AWS_SECRET_ACCESS_KEY", wrong);
+    let o = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("secret.bin") && !stderr.contains(wrong),
+        "{stderr}"
+    );
+
+    // Root reads any file, so run as `nobody` when we are root.
+    use std::os::unix::fs::PermissionsExt;
+    let locked = tmp.path().join("locked.bin");
+    write_random(&locked, 1000);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let as_root = run(Command::new("id").arg("-u")).stdout == b"0\n";
+    let mut cmd = if as_root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_vidpipe"));
+        c
+    } else {
+        vidpipe()
+    };
+    garage.env(&mut cmd);
+    cmd.env("XDG_STATE_HOME", tmp.path().join("state-nobody"))
+        .args([
+            "upload-chunked",
+            locked.to_str().expect("utf8"),
+            &format!("s3://{}/locked.bin", garage.bucket),
+        ]);
+    let o = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("locked.bin") && stderr.contains("permission denied"),
+        "{stderr}"
+    );
+}

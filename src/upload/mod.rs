@@ -118,12 +118,14 @@ pub fn upload_all(
     reporter: &dyn Reporter,
     cancel: &CancelFlag,
 ) -> Vec<Result<Uploaded, UploadError>> {
-    let client = sdk_client(session);
+    let data = sdk_client(session, 1);
+    let control = sdk_client(session, settings.attempts);
     let limit = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     session.wait(async {
         let uploads = items.iter().map(|item| {
             let ctx = Upload {
-                client: &client,
+                data: &data,
+                control: &control,
                 item,
                 settings,
                 journal_dir,
@@ -193,14 +195,21 @@ pub struct IncompleteUpload {
     pub age_seconds: u64,
 }
 
-/// A client whose requests the SDK does not retry: our own retries decide;
-/// the SDK's would multiply them.
-fn sdk_client(session: &S3Session) -> aws_sdk_s3::Client {
+/// A client whose requests the SDK retries up to `attempts` times (for
+/// the control calls: create, list, complete, head), or never (for parts and
+/// single PUTs, whose retries read the file again and are counted by us).
+fn sdk_client(session: &S3Session, attempts: u32) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::retry::RetryConfig;
+    let retry = if attempts > 1 {
+        RetryConfig::standard().with_max_attempts(attempts)
+    } else {
+        RetryConfig::disabled()
+    };
     let config = session
         .client()
         .config()
         .to_builder()
-        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .retry_config(retry)
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
@@ -343,7 +352,10 @@ pub fn list_incomplete(
 }
 
 struct Upload<'a> {
-    client: &'a aws_sdk_s3::Client,
+    /// For parts and single PUTs (retried by our loop).
+    data: &'a aws_sdk_s3::Client,
+    /// For create, list, complete and head (retried by the SDK).
+    control: &'a aws_sdk_s3::Client,
     item: &'a UploadItem,
     settings: &'a UploadSettings,
     journal_dir: &'a Path,
@@ -503,7 +515,7 @@ impl Upload<'_> {
                 .map_err(|e| UploadError::Source(format!("cannot read: {e}")))?;
             let crc = crc32c::crc32c(&bytes);
             let sent = self
-                .client
+                .data
                 .put_object()
                 .bucket(&self.item.bucket)
                 .key(&self.item.key)
@@ -564,7 +576,7 @@ impl Upload<'_> {
             }
         }
         let created = self
-            .client
+            .control
             .create_multipart_upload()
             .bucket(&self.item.bucket)
             .key(&self.item.key)
@@ -608,7 +620,7 @@ impl Upload<'_> {
         let mut marker: Option<String> = None;
         loop {
             let page = self
-                .client
+                .control
                 .list_parts()
                 .bucket(&self.item.bucket)
                 .key(&self.item.key)
@@ -673,7 +685,7 @@ impl Upload<'_> {
                 .map_err(|e| UploadError::Source(format!("cannot read part {number}: {e}")))?;
             let crc = crc32c::crc32c(&bytes);
             let sent = self
-                .client
+                .data
                 .upload_part()
                 .bucket(&self.item.bucket)
                 .key(&self.item.key)
@@ -750,7 +762,7 @@ impl Upload<'_> {
                     .build()
             })
             .collect();
-        self.client
+        self.control
             .complete_multipart_upload()
             .bucket(&self.item.bucket)
             .key(&self.item.key)
@@ -783,7 +795,7 @@ impl Upload<'_> {
     /// its checksum.
     async fn verify(&self, size: u64, composite: Option<String>) -> Result<(), UploadError> {
         let head = self
-            .client
+            .control
             .head_object()
             .bucket(&self.item.bucket)
             .key(&self.item.key)

@@ -3,6 +3,7 @@
 //! and `ffprobe` checks.
 #![allow(dead_code)]
 
+pub mod faulty_proxy;
 pub mod garage;
 
 use std::path::{Path, PathBuf};
