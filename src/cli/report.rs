@@ -65,6 +65,8 @@ pub struct Bars {
 struct BarState {
     overall: Option<ProgressBar>,
     bars: HashMap<String, (ProgressBar, f64)>,
+    /// Uploads: bytes acknowledged per file, for the total bar.
+    uploaded: HashMap<String, u64>,
 }
 
 impl Bars {
@@ -179,10 +181,17 @@ impl Reporter for Bars {
                 parts_total,
                 ..
             } => {
+                let template =
+                    "{prefix:>16} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}";
+                let overall = state.overall.get_or_insert_with(|| {
+                    let total = self.multi.add(ProgressBar::new(0));
+                    total.set_style(Self::style(template));
+                    total.set_prefix("total");
+                    total
+                });
+                overall.inc_length(bytes_total);
                 let bar = self.multi.add(ProgressBar::new(bytes_total.max(1)));
-                bar.set_style(Self::style(
-                    "{prefix:>16} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                ));
+                bar.set_style(Self::style(template));
                 bar.set_prefix(vidpipe::inputs::stem_of(&input));
                 bar.set_message(format!("{parts_done}/{parts_total} parts"));
                 state.bars.insert(input, (bar, 0.0));
@@ -192,6 +201,11 @@ impl Reporter for Bars {
             } => {
                 if let Some((bar, _)) = state.bars.get(&input) {
                     bar.set_position(bytes_done);
+                }
+                state.uploaded.insert(input, bytes_done);
+                let sum: u64 = state.uploaded.values().sum();
+                if let Some(overall) = &state.overall {
+                    overall.set_position(sum);
                 }
             }
             Event::Uploaded { input, url, .. } => {
