@@ -57,8 +57,17 @@ fn run(cli: Cli) -> color_eyre::Result<cli::Outcome> {
                     .map_err(color_eyre::eyre::Report::msg);
             }
             let cancel = cancel_on_signal();
-            cli::upload::run(args, &settings, &s3, reporter.as_ref(), &cancel, chatty)
-                .map_err(color_eyre::eyre::Report::msg)
+            let json = progress == ProgressMode::Json;
+            cli::upload::run(
+                args,
+                &settings,
+                &s3,
+                reporter.as_ref(),
+                &cancel,
+                chatty,
+                json,
+            )
+            .map_err(color_eyre::eyre::Report::msg)
         }
         Command::Probe(args) => Ok(cli::probe(&args.input)),
     }

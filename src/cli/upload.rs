@@ -59,6 +59,7 @@ pub fn run(
     reporter: &dyn Reporter,
     cancel: &CancelFlag,
     chatty: bool,
+    json: bool,
 ) -> Result<Outcome, String> {
     let (dest, sources) = args.paths.split_last().ok_or("need SRC... DEST")?;
     let rest = dest.strip_prefix("s3://").ok_or_else(|| {
@@ -175,7 +176,7 @@ pub fn run(
                         &item.key,
                         std::time::Duration::from_secs_f64(secs),
                     ) {
-                        Ok(url) => announce_presigned(reporter, chatty, item, url),
+                        Ok(url) => announce_presigned(reporter, json, item, url),
                         Err(e) => {
                             fail(
                                 reporter,
@@ -208,16 +209,16 @@ pub fn run(
     })
 }
 
-/// A presigned URL goes to stdout: a plain line a script can capture, or
-/// an event in JSON mode.
-fn announce_presigned(reporter: &dyn Reporter, chatty: bool, item: &UploadItem, url: String) {
-    if chatty {
-        println!("{url}");
-    } else {
+/// A presigned URL goes to stdout: an event in JSON mode, else a plain line
+/// a script can capture (also with -q: it was asked for).
+fn announce_presigned(reporter: &dyn Reporter, json: bool, item: &UploadItem, url: String) {
+    if json {
         reporter.report(Event::Presigned {
             input: item.source.display().to_string(),
             url,
         });
+    } else {
+        println!("{url}");
     }
 }
 

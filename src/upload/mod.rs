@@ -505,7 +505,7 @@ impl Upload<'_> {
             bytes_total: size,
         });
         let mut attempt = 0;
-        loop {
+        let crc = loop {
             attempt += 1;
             if self.cancel.load(Ordering::SeqCst) {
                 return Err(UploadError::Interrupted);
@@ -524,7 +524,7 @@ impl Upload<'_> {
                 .send()
                 .await;
             match sent {
-                Ok(_) => break,
+                Ok(_) => break crc,
                 Err(e) => {
                     let (retry, slow) = classify(&e);
                     if !retry || attempt >= self.settings.attempts {
@@ -537,8 +537,8 @@ impl Upload<'_> {
                     tokio::time::sleep(backoff(attempt, slow)).await;
                 }
             }
-        }
-        self.verify(size, None).await?;
+        };
+        self.verify(size, b64(crc)).await?;
         Ok(Uploaded {
             bytes: size,
             parts_sent: 0,
@@ -788,12 +788,14 @@ impl Upload<'_> {
             .flat_map(|p| p.crc32c.to_be_bytes())
             .collect();
         let composite = format!("{}-{}", b64(crc32c::crc32c(&joined)), journal.parts.len());
-        self.verify(size, Some(composite)).await
+        self.verify(size, composite).await
     }
 
-    /// Checks the stored object's size and, when the server reports one,
-    /// its checksum.
-    async fn verify(&self, size: u64, composite: Option<String>) -> Result<(), UploadError> {
+    /// Checks the stored object's size and its CRC32C: `expected` is the
+    /// whole-object value for a single PUT, the composite `crc-N` for a
+    /// multipart upload. A server that reports no checksum (or the other
+    /// kind) is checked on size only; every part was checksummed on arrival.
+    async fn verify(&self, size: u64, expected: String) -> Result<(), UploadError> {
         let head = self
             .control
             .head_object()
@@ -816,10 +818,15 @@ impl Upload<'_> {
                 self.item.url()
             )));
         }
-        if let (Some(expected), Some(reported)) = (composite, head.checksum_crc32_c()) {
-            if reported.contains('-') && reported != expected {
+        tracing::debug!(
+            "{}: stored {stored} bytes, server CRC32C {:?}",
+            self.item.url(),
+            head.checksum_crc32_c()
+        );
+        if let Some(reported) = head.checksum_crc32_c() {
+            if reported.contains('-') == expected.contains('-') && reported != expected {
                 return Err(UploadError::Verify(format!(
-                    "{} reports CRC32C {reported}, the parts sent give {expected}",
+                    "{} reports CRC32C {reported}, the bytes sent give {expected}",
                     self.item.url()
                 )));
             }
