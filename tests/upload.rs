@@ -35,6 +35,28 @@ fn upload(garage: &Garage, state: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// Starts an upload with `--progress json` and returns once `parts` parts
+/// are acknowledged (the upload is then still running).
+fn uploading_past(mut cmd: Command, parts: usize) -> std::process::Child {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut seen = 0;
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+        let e: serde_json::Value = serde_json::from_str(&line.expect("line")).expect("json");
+        if e["event"] == "part_done" {
+            seen += 1;
+            if seen == parts {
+                return child;
+            }
+        }
+    }
+    let _ = child.wait();
+    panic!("the upload ended after {seen} parts");
+}
+
 #[test]
 fn files_of_every_size_round_trip_byte_for_byte() {
     let garage = Garage::start();
@@ -114,20 +136,7 @@ fn killed_upload_resumes_without_resending_acknowledged_parts() {
         "--progress",
         "json",
     ];
-    let mut child = upload(&garage, tmp.path(), &args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut seen = 0;
-    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
-        let e: serde_json::Value = serde_json::from_str(&line.expect("line")).expect("json");
-        if e["event"] == "part_done" {
-            seen += 1;
-            if seen == 5 {
-                break;
-            }
-        }
-    }
+    let mut child = uploading_past(upload(&garage, tmp.path(), &args), 5);
     child.kill().expect("kill -9");
     assert!(
         !child.wait().expect("wait").success(),
@@ -191,16 +200,7 @@ fn a_changed_source_is_refused_and_nothing_is_corrupted() {
         "--progress",
         "json",
     ];
-    let mut child = upload(&garage, tmp.path(), &args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
-        let e: serde_json::Value = serde_json::from_str(&line.expect("line")).expect("json");
-        if e["event"] == "part_done" {
-            break;
-        }
-    }
+    let mut child = uploading_past(upload(&garage, tmp.path(), &args), 1);
     child.kill().expect("kill");
     let _ = child.wait();
     std::fs::OpenOptions::new()
@@ -283,30 +283,17 @@ fn interrupted_upload_can_be_inspected_listed_aborted_and_presigned() {
     write_random(&file, 60 << 20);
     let dest = format!("s3://{}/held/held.bin", garage.bucket);
     let src = file.to_str().expect("utf8");
-    let mut child = upload(
-        &garage,
-        tmp.path(),
-        &[
-            src,
-            &dest,
-            "--part-size",
-            "5MiB",
-            "--concurrency",
-            "1",
-            "--progress",
-            "json",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn");
-    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
-        let e: serde_json::Value = serde_json::from_str(&line.expect("line")).expect("json");
-        if e["event"] == "part_done" {
-            break;
-        }
-    }
+    let args = [
+        src,
+        &dest,
+        "--part-size",
+        "5MiB",
+        "--concurrency",
+        "1",
+        "--progress",
+        "json",
+    ];
+    let child = uploading_past(upload(&garage, tmp.path(), &args), 1);
     let sent = run(Command::new("kill").args(["-INT", &child.id().to_string()]));
     assert!(sent.status.success());
     let out = child.wait_with_output().expect("wait");

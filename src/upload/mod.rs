@@ -410,6 +410,17 @@ fn backoff(attempt: u32, slow: bool) -> Duration {
 }
 
 impl Upload<'_> {
+    /// How long to wait before attempt `attempt + 1` after `e`, or `None`
+    /// when the error is final or the attempts are used up.
+    fn retry_after<E: ProvideErrorMetadata>(
+        &self,
+        attempt: u32,
+        e: &aws_sdk_s3::error::SdkError<E>,
+    ) -> Option<Duration> {
+        let (retry, slow) = classify(e);
+        (retry && attempt < self.settings.attempts).then(|| backoff(attempt, slow))
+    }
+
     fn name(&self) -> String {
         self.item.source.display().to_string()
     }
@@ -526,15 +537,14 @@ impl Upload<'_> {
             match sent {
                 Ok(_) => break crc,
                 Err(e) => {
-                    let (retry, slow) = classify(&e);
-                    if !retry || attempt >= self.settings.attempts {
+                    let Some(delay) = self.retry_after(attempt, &e) else {
                         return Err(UploadError::Remote(format!(
                             "PUT {}: {}",
                             self.item.url(),
                             failed(e)
                         )));
-                    }
-                    tokio::time::sleep(backoff(attempt, slow)).await;
+                    };
+                    tokio::time::sleep(delay).await;
                 }
             }
         };
@@ -732,19 +742,18 @@ impl Upload<'_> {
                     return Ok(());
                 }
                 Err(e) => {
-                    let (retry, slow) = classify(&e);
-                    if !retry || attempt >= self.settings.attempts {
+                    let Some(delay) = self.retry_after(attempt, &e) else {
                         return Err(UploadError::Part {
                             part: number,
                             attempts: attempt,
                             reason: failed(e).to_string(),
                         });
-                    }
+                    };
                     tracing::debug!(
                         "{} part {number} attempt {attempt} failed; retrying",
                         self.name()
                     );
-                    tokio::time::sleep(backoff(attempt, slow)).await;
+                    tokio::time::sleep(delay).await;
                 }
             }
         }
