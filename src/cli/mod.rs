@@ -258,3 +258,23 @@ pub fn probe(input: &str) -> Outcome {
         }
     }
 }
+
+/// Reports a failed input: one line on stderr and an `error` event.
+pub fn fail(reporter: &dyn vidpipe::progress::Reporter, input: &str, message: &str) {
+    eprintln!("error: {input}: {message}");
+    reporter.report(vidpipe::progress::Event::Error {
+        input: input.to_string(),
+        message: message.to_string(),
+    });
+}
+
+/// Where vidpipe keeps state that must outlive a run (checkpoints of bucket
+/// outputs, upload journals): `$XDG_STATE_HOME/vidpipe`, else
+/// `~/.local/state/vidpipe`, else the temp dir.
+pub fn state_root() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("vidpipe")
+}

@@ -6,11 +6,11 @@
 //! the current input kept.
 
 use super::settings::TranscodeRun;
-use super::Outcome;
+use super::{fail, Outcome};
 use std::path::PathBuf;
 use vidpipe::hls::{self, HlsError, Job};
 use vidpipe::inputs::expand;
-use vidpipe::progress::{Event, Reporter};
+use vidpipe::progress::Reporter;
 use vidpipe::storage::{Destination, LocalDir, Location, S3Dest, S3Session};
 use vidpipe::CancelFlag;
 
@@ -125,20 +125,10 @@ pub fn run(
 fn state_dir(output: &Location, stem: &str) -> PathBuf {
     match output {
         Location::Local(dir) => dir.join(stem),
-        Location::S3 { bucket, prefix } => {
-            let base = std::env::var_os("XDG_STATE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-                .unwrap_or_else(std::env::temp_dir);
-            base.join("vidpipe/s3").join(bucket).join(prefix).join(stem)
-        }
+        Location::S3 { bucket, prefix } => super::state_root()
+            .join("s3")
+            .join(bucket)
+            .join(prefix)
+            .join(stem),
     }
-}
-
-fn fail(reporter: &dyn Reporter, input: &str, message: &str) {
-    eprintln!("error: {input}: {message}");
-    reporter.report(Event::Error {
-        input: input.to_string(),
-        message: message.to_string(),
-    });
 }

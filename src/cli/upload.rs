@@ -5,7 +5,7 @@
 //! the directory's name. Journals live in the state directory so a re-run of
 //! the same command resumes.
 
-use super::{Outcome, UploadArgs};
+use super::{fail, Outcome, UploadArgs};
 use std::path::{Path, PathBuf};
 use vidpipe::progress::{Event, Reporter};
 use vidpipe::storage::{S3Options, S3Session};
@@ -44,11 +44,7 @@ pub fn settings(args: &UploadArgs) -> Result<UploadSettings, String> {
 
 /// The journal directory: `$XDG_STATE_HOME/vidpipe/uploads`.
 fn journal_dir() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("vidpipe/uploads")
+    super::state_root().join("uploads")
 }
 
 /// Uploads every source.
@@ -312,12 +308,4 @@ fn item(path: &Path, bucket: &str, key: String) -> UploadItem {
         bucket: bucket.to_string(),
         key,
     }
-}
-
-fn fail(reporter: &dyn Reporter, input: &str, message: &str) {
-    eprintln!("error: {input}: {message}");
-    reporter.report(Event::Error {
-        input: input.to_string(),
-        message: message.to_string(),
-    });
 }
