@@ -16,6 +16,9 @@ _vidpipe() {
             ",$1")
                 cmd="vidpipe"
                 ;;
+            vidpipe,captions)
+                cmd="vidpipe__subcmd__captions"
+                ;;
             vidpipe,help)
                 cmd="vidpipe__subcmd__help"
                 ;;
@@ -27,6 +30,9 @@ _vidpipe() {
                 ;;
             vidpipe,upload-chunked)
                 cmd="vidpipe__subcmd__upload__subcmd__chunked"
+                ;;
+            vidpipe__subcmd__help,captions)
+                cmd="vidpipe__subcmd__help__subcmd__captions"
                 ;;
             vidpipe__subcmd__help,help)
                 cmd="vidpipe__subcmd__help__subcmd__help"
@@ -47,7 +53,7 @@ _vidpipe() {
 
     case "${cmd}" in
         vidpipe)
-            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --help --version transcode-hls upload-chunked probe help"
+            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --help --version transcode-hls upload-chunked captions probe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -72,9 +78,85 @@ _vidpipe() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        vidpipe__subcmd__help)
-            opts="transcode-hls upload-chunked probe help"
+        vidpipe__subcmd__captions)
+            opts="-o -v -q -h -V --output --segment-duration --mpegts-offset --base-url --duration --master --follow --interval --window --finish --progress --verbose --quiet --config --endpoint-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --segment-duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mpegts-offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --base-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --master)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bars json none" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidpipe__subcmd__help)
+            opts="transcode-hls upload-chunked captions probe help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidpipe__subcmd__help__subcmd__captions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

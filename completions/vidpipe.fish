@@ -36,6 +36,7 @@ complete -c vidpipe -n "__fish_vidpipe_needs_command" -s h -l help -d 'Print hel
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -s V -l version -d 'Print version'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "upload-chunked" -d 'Upload files to S3 with parallel multipart parts, per-part retries and checksums, resuming an interrupted upload on re-run'
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "captions" -d 'Segment transcripts (SRT, WebVTT, JSON; one per language) into WebVTT segments and HLS subtitle playlists, once (VOD) or live while the transcripts grow (--follow)'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s o -l output -d 'Output directory or s3://bucket/prefix; each input gets DEST/<input-stem>/' -r
@@ -77,6 +78,26 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s v -l 
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s V -l version -d 'Print version'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s o -l output -d 'Output directory or s3://bucket/prefix (captions.m3u8, captions-N.vtt, captions-<lang>.m3u8, captions-<lang>-N.vtt)' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l segment-duration -d 'Segment duration, e.g. 4 or 6s [default: 4s]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l mpegts-offset -d 'MPEG-TS time (90 kHz) of cue time 0, written in every segment\'s X-TIMESTAMP-MAP [default: 900000, the start of transcode-hls output]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l base-url -d 'Make segment URIs absolute under this URL (default: relative)' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l duration -d 'Media duration to cover when the video runs on after the last cue, e.g. 95.5 or 1h2m' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l master -d 'Add the languages as a SUBTITLES group to this master playlist (local file or s3://bucket/key); running again changes nothing' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l interval -d 'Live: time between checks of the transcripts [default: 5s]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l window -d 'Live: segments kept in each playlist [default: 100]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
+bars\t'Progress bars on stderr'
+json\t'NDJSON events on stdout'
+none\t'No progress output'"
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l follow -d 'Live: watch the transcripts as they grow and publish new segments every --interval, in sliding-window playlists'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l finish -d 'Live: the stream is over; publish the rest, end the playlists (ENDLIST) and exit. Without it a run ends when every transcript has an end marker FILE.end beside it'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s V -l version -d 'Print version'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'
@@ -87,7 +108,8 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s v -l verbose -
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s V -l version -d 'Print version'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked probe help" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked probe help" -f -a "upload-chunked" -d 'Upload files to S3 with parallel multipart parts, per-part retries and checksums, resuming an interrupted upload on re-run'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked probe help" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked probe help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions probe help" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions probe help" -f -a "upload-chunked" -d 'Upload files to S3 with parallel multipart parts, per-part retries and checksums, resuming an interrupted upload on re-run'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions probe help" -f -a "captions" -d 'Segment transcripts (SRT, WebVTT, JSON; one per language) into WebVTT segments and HLS subtitle playlists, once (VOD) or live while the transcripts grow (--follow)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions probe help" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions probe help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -21,6 +21,26 @@ pub struct ConfigFile {
     pub progress: Option<Value<String>>,
     /// Defaults for `transcode-hls`.
     pub transcode_hls: Option<TranscodeHlsConfig>,
+    /// Defaults for `captions`.
+    pub captions: Option<CaptionsConfig>,
+}
+
+/// The `captions:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CaptionsConfig {
+    /// Output directory or s3:// prefix.
+    pub output: Option<Value<String>>,
+    /// Segment duration.
+    pub segment_duration: Option<Value<NumberOrText>>,
+    /// MPEG-TS time of cue time 0.
+    pub mpegts_offset: Option<Value<u64>>,
+    /// Base URL of segment URIs.
+    pub base_url: Option<Value<String>>,
+    /// Live: time between ticks.
+    pub interval: Option<Value<NumberOrText>>,
+    /// Live: segments per playlist.
+    pub window: Option<Value<u64>>,
 }
 
 /// A number or a string with a unit (`6`, `"6s"`).

@@ -27,6 +27,47 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Writes many files atomically with one sync for all of them: every temp
+/// file is written, the filesystem synced once, then each is renamed into
+/// place. A crash leaves complete files or temp files, never torn ones.
+pub fn write_all_atomic<'a>(
+    files: impl Iterator<Item = (&'a Path, &'a [u8])> + Clone,
+) -> io::Result<()> {
+    let result = (|| {
+        let mut last = None;
+        for (path, bytes) in files.clone() {
+            let mut file = fs::File::create(partial_path(path))?;
+            file.write_all(bytes)?;
+            last = Some(file);
+        }
+        if let Some(file) = last {
+            sync_filesystem(&file)?;
+        }
+        files
+            .clone()
+            .try_for_each(|(path, _)| fs::rename(partial_path(path), path))
+    })();
+    if result.is_err() {
+        for (path, _) in files {
+            let _ = fs::remove_file(partial_path(path));
+        }
+    }
+    result
+}
+
+/// Flushes every written file of the filesystem holding `file` (syncfs),
+/// which costs one flush however many files a batch wrote.
+fn sync_filesystem(file: &fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs only reads the descriptor, which `file` keeps open.
+    let rc = unsafe { libc::syncfs(file.as_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// The temp path used while `path` is being written.
 pub fn partial_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();

@@ -69,6 +69,16 @@ fn run(cli: Cli) -> color_eyre::Result<cli::Outcome> {
             )
             .map_err(color_eyre::eyre::Report::msg)
         }
+        Command::Captions(args) => {
+            let run = layers.captions(args)?;
+            let cancel = cancel_on_signal();
+            let reporter = cli::PrintWarnings {
+                inner: reporter.as_ref(),
+                print: cli.quiet == 0,
+            };
+            cli::captions::run(&run, &reporter, &cancel, chatty)
+                .map_err(color_eyre::eyre::Report::msg)
+        }
         Command::Probe(args) => Ok(cli::probe(&args.input)),
     }
 }

@@ -91,6 +91,31 @@ pub enum Event {
     /// A presigned GET URL for an uploaded object (asked for with
     /// `--presign`).
     Presigned { input: String, url: String },
+    /// A caption playlist was written: it lists `segments` segments from
+    /// `media_sequence` on, and ends the stream when `ended`.
+    PlaylistWritten {
+        input: String,
+        language: String,
+        path: String,
+        media_sequence: u64,
+        segments: u64,
+        ended: bool,
+    },
+    /// A live caption tick finished: segments and objects it stored.
+    Tick {
+        tick: u64,
+        segments: u64,
+        objects: u64,
+    },
+    /// A caption run finished: its playlists are complete.
+    #[serde(rename = "done")]
+    CaptionsDone {
+        output: String,
+        languages: Vec<String>,
+        segments: u64,
+    },
+    /// Something was repaired or left out; the job goes on.
+    Warning { input: String, message: String },
     /// An input failed; the batch goes on.
     Error { input: String, message: String },
 }

@@ -7,6 +7,7 @@
 //! everything into engine settings → the subcommand runs with a
 //! [`report`] reporter → `main` maps the outcome to an exit code.
 
+pub mod captions;
 pub mod report;
 pub mod settings;
 pub mod transcode;
@@ -67,8 +68,74 @@ pub enum Command {
     /// Upload files to S3 with parallel multipart parts, per-part retries
     /// and checksums, resuming an interrupted upload on re-run.
     UploadChunked(UploadArgs),
+    /// Segment transcripts (SRT, WebVTT, JSON; one per language) into
+    /// WebVTT segments and HLS subtitle playlists, once (VOD) or live
+    /// while the transcripts grow (--follow).
+    Captions(CaptionsArgs),
     /// Print facts about a media file or URL as JSON.
     Probe(ProbeArgs),
+}
+
+/// Arguments of `captions`.
+#[derive(Debug, Args)]
+pub struct CaptionsArgs {
+    /// Transcripts (.srt, .vtt or .json), one per language, the original
+    /// language first. LANG is a BCP-47 tag; without it the language comes
+    /// from a NAME.<lang>.srt suffix, else the original is `und`.
+    #[arg(required = true, value_name = "[LANG=]FILE")]
+    pub tracks: Vec<String>,
+
+    /// Output directory or s3://bucket/prefix (captions.m3u8,
+    /// captions-N.vtt, captions-<lang>.m3u8, captions-<lang>-N.vtt).
+    #[arg(short, long, value_name = "DEST")]
+    pub output: Option<String>,
+
+    /// Segment duration, e.g. 4 or 6s [default: 4s].
+    #[arg(
+        long,
+        env = "VIDPIPE_CAPTIONS_SEGMENT_DURATION",
+        value_name = "DURATION"
+    )]
+    pub segment_duration: Option<String>,
+
+    /// MPEG-TS time (90 kHz) of cue time 0, written in every segment's
+    /// X-TIMESTAMP-MAP [default: 900000, the start of transcode-hls
+    /// output].
+    #[arg(long, env = "VIDPIPE_CAPTIONS_MPEGTS", value_name = "TICKS")]
+    pub mpegts_offset: Option<u64>,
+
+    /// Make segment URIs absolute under this URL (default: relative).
+    #[arg(long, env = "VIDPIPE_CAPTIONS_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Media duration to cover when the video runs on after the last cue,
+    /// e.g. 95.5 or 1h2m.
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+
+    /// Add the languages as a SUBTITLES group to this master playlist
+    /// (local file or s3://bucket/key); running again changes nothing.
+    #[arg(long, value_name = "PATH")]
+    pub master: Option<String>,
+
+    /// Live: watch the transcripts as they grow and publish new segments
+    /// every --interval, in sliding-window playlists.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Live: time between checks of the transcripts [default: 5s].
+    #[arg(long, requires = "follow", value_name = "DURATION")]
+    pub interval: Option<String>,
+
+    /// Live: segments kept in each playlist [default: 100].
+    #[arg(long, requires = "follow", value_name = "N")]
+    pub window: Option<u64>,
+
+    /// Live: the stream is over; publish the rest, end the playlists
+    /// (ENDLIST) and exit. Without it a run ends when every transcript has
+    /// an end marker FILE.end beside it.
+    #[arg(long, requires = "follow")]
+    pub finish: bool,
 }
 
 /// Arguments of `upload-chunked`.
@@ -266,6 +333,24 @@ pub fn fail(reporter: &dyn vidpipe::progress::Reporter, input: &str, message: &s
         input: input.to_string(),
         message: message.to_string(),
     });
+}
+
+/// A reporter that also prints `warning` events on stderr (unless `-q`),
+/// so a terminal user sees them whatever `--progress` shows.
+pub struct PrintWarnings<'a> {
+    /// Where every event goes on to.
+    pub inner: &'a dyn vidpipe::progress::Reporter,
+    /// Print them (no `-q`).
+    pub print: bool,
+}
+
+impl vidpipe::progress::Reporter for PrintWarnings<'_> {
+    fn report(&self, event: vidpipe::progress::Event) {
+        if let (true, vidpipe::progress::Event::Warning { input, message }) = (self.print, &event) {
+            eprintln!("warning: {input}: {message}");
+        }
+        self.inner.report(event);
+    }
 }
 
 /// Where vidpipe keeps state that must outlive a run (checkpoints of bucket

@@ -214,7 +214,45 @@ impl Reporter for Bars {
                 }
                 let _ = self.multi.println(format!("uploaded {input} -> {url}"));
             }
-            Event::Probe { .. } | Event::PartDone { .. } | Event::Presigned { .. } => {}
+            Event::Tick {
+                tick,
+                segments,
+                objects,
+            } => {
+                let spinner = state.overall.get_or_insert_with(|| {
+                    let spinner = self.multi.add(ProgressBar::new_spinner());
+                    spinner.set_style(
+                        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    spinner
+                });
+                spinner.set_message(format!(
+                    "tick {tick}: {segments} new segment(s), {objects} object(s) stored"
+                ));
+                spinner.tick();
+            }
+            Event::PlaylistWritten {
+                path,
+                segments,
+                ended: true,
+                ..
+            } => {
+                let _ = self
+                    .multi
+                    .println(format!("{path}  {segments} segments, ended"));
+            }
+            Event::CaptionsDone { .. } => {
+                if let Some(spinner) = state.overall.take() {
+                    spinner.finish_and_clear();
+                }
+            }
+            // Warnings reach stderr through the log already.
+            Event::Probe { .. }
+            | Event::PartDone { .. }
+            | Event::Presigned { .. }
+            | Event::PlaylistWritten { .. }
+            | Event::Warning { .. } => {}
         }
     }
 }

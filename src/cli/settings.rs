@@ -6,8 +6,11 @@
 //! bad value is a usage error naming the flag, or the config file, line and
 //! key.
 
-use super::{Cli, ProgressMode, SegmentFormatArg, TranscodeArgs};
+use super::{CaptionsArgs, Cli, ProgressMode, SegmentFormatArg, TranscodeArgs};
 use std::path::PathBuf;
+use vidpipe::captions::cue::{language_from_file_name, language_tag};
+use vidpipe::captions::segment::{Layout, DEFAULT_MPEGTS};
+use vidpipe::captions::{CaptionSettings, Track};
 use vidpipe::config::{value_error, ConfigError, ConfigFile, NumberOrText, Value};
 use vidpipe::hls::ladder::Ladder;
 use vidpipe::hls::playlist::SegmentFormat;
@@ -212,6 +215,261 @@ impl Layers {
                 threads,
             },
         })
+    }
+}
+
+impl Layers {
+    /// Validated settings for `captions`.
+    pub fn captions(&self, args: &CaptionsArgs) -> Result<CaptionsRun, SettingsError> {
+        let empty = Default::default();
+        let cfg = self.file.captions.as_ref().unwrap_or(&empty);
+        let text = |v: &NumberOrText| v.to_string();
+        let output = self
+            .resolve(
+                ("--output", args.output.clone()),
+                ("captions.output", cfg.output.as_ref()),
+                None,
+                |p| Location::parse(&p).map(Some),
+                |s: &String| Location::parse(s).map(Some),
+            )?
+            .ok_or_else(|| {
+                SettingsError::Missing(
+                    "no output directory: pass -o DEST (or captions.output in the config file)"
+                        .into(),
+                )
+            })?;
+        let segment_ms = self.resolve(
+            (
+                "--segment-duration (VIDPIPE_CAPTIONS_SEGMENT_DURATION)",
+                args.segment_duration.clone(),
+            ),
+            ("captions.segment-duration", cfg.segment_duration.as_ref()),
+            4000,
+            |s| parse_segment_ms(&s),
+            |v| parse_segment_ms(&text(v)),
+        )?;
+        let mpegts = self.resolve(
+            (
+                "--mpegts-offset (VIDPIPE_CAPTIONS_MPEGTS)",
+                args.mpegts_offset,
+            ),
+            ("captions.mpegts-offset", cfg.mpegts_offset.as_ref()),
+            DEFAULT_MPEGTS,
+            parse_mpegts,
+            |n: &u64| parse_mpegts(*n),
+        )?;
+        let base_url = self.resolve(
+            (
+                "--base-url (VIDPIPE_CAPTIONS_BASE_URL)",
+                args.base_url.clone(),
+            ),
+            ("captions.base-url", cfg.base_url.as_ref()),
+            None,
+            |s| parse_base_url(&s).map(Some),
+            |s: &String| parse_base_url(s).map(Some),
+        )?;
+        let duration_ms = match &args.duration {
+            None => 0,
+            Some(d) => parse_seconds(d)
+                .map(|s| (s * 1000.0).round() as u64)
+                .map_err(|reason| SettingsError::Flag {
+                    flag: "--duration".into(),
+                    reason,
+                })?,
+        };
+        let interval = self.resolve(
+            ("--interval", args.interval.clone()),
+            ("captions.interval", cfg.interval.as_ref()),
+            std::time::Duration::from_secs(5),
+            |s| parse_interval(&s),
+            |v| parse_interval(&text(v)),
+        )?;
+        let window = self.resolve(
+            ("--window", args.window),
+            ("captions.window", cfg.window.as_ref()),
+            100,
+            parse_window,
+            |n: &u64| parse_window(*n),
+        )?;
+        let master = args
+            .master
+            .as_deref()
+            .map(parse_master)
+            .transpose()
+            .map_err(|reason| SettingsError::Flag {
+                flag: "--master".into(),
+                reason,
+            })?;
+        Ok(CaptionsRun {
+            tracks: parse_tracks(&args.tracks)?,
+            output,
+            master,
+            s3: S3Options {
+                endpoint_url: self.endpoint_url.clone(),
+            },
+            settings: CaptionSettings {
+                layout: Layout {
+                    segment_ms: u64::from(segment_ms),
+                    mpegts,
+                },
+                base_url,
+                duration_ms,
+            },
+            live: args.follow.then_some(LiveOptions {
+                interval,
+                window,
+                finish: args.finish,
+            }),
+        })
+    }
+}
+
+/// Everything `captions` needs to run.
+#[derive(Debug, Clone)]
+pub struct CaptionsRun {
+    /// Languages, the original first.
+    pub tracks: Vec<Track>,
+    /// Where segments and playlists go.
+    pub output: Location,
+    /// The master playlist to add the subtitle group to.
+    pub master: Option<MasterPath>,
+    /// How to reach S3.
+    pub s3: S3Options,
+    /// Segmenting and addressing.
+    pub settings: CaptionSettings,
+    /// Live options, with --follow.
+    pub live: Option<LiveOptions>,
+}
+
+/// `--follow` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveOptions {
+    /// Time between ticks.
+    pub interval: std::time::Duration,
+    /// Segments per playlist.
+    pub window: u64,
+    /// End the stream now.
+    pub finish: bool,
+}
+
+/// Where `--master` is: a directory (local or bucket prefix) and the file's
+/// name in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterPath {
+    /// The directory or bucket prefix holding it.
+    pub dir: Location,
+    /// Its file name.
+    pub name: String,
+}
+
+fn parse_master(text: &str) -> Result<MasterPath, String> {
+    if let Some(rest) = text.strip_prefix("s3://") {
+        let (dir, name) = rest
+            .rsplit_once('/')
+            .filter(|(dir, name)| !dir.is_empty() && !name.is_empty())
+            .ok_or_else(|| format!("`{text}`: expected s3://bucket/path/master.m3u8"))?;
+        return Ok(MasterPath {
+            dir: Location::parse(&format!("s3://{dir}"))?,
+            name: name.to_string(),
+        });
+    }
+    let path = std::path::Path::new(text);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| format!("`{text}` does not name a playlist file"))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    Ok(MasterPath {
+        dir: Location::Local(dir.to_path_buf()),
+        name,
+    })
+}
+
+/// `[LANG=]FILE` arguments as tracks: the first is the original language
+/// (`und` when unknown), every translation needs a language, no language
+/// twice.
+fn parse_tracks(args: &[String]) -> Result<Vec<Track>, SettingsError> {
+    let mut tracks: Vec<Track> = Vec::with_capacity(args.len());
+    for (i, arg) in args.iter().enumerate() {
+        let bad = |reason: String| SettingsError::Flag {
+            flag: format!("track `{arg}`"),
+            reason,
+        };
+        let (language, file) = match arg.split_once('=') {
+            Some((lang, file)) if !lang.contains(['/', '.']) => {
+                (Some(language_tag(lang).map_err(bad)?), file)
+            }
+            _ => (None, arg.as_str()),
+        };
+        let path = PathBuf::from(file);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let language = match language.or_else(|| language_from_file_name(&name)) {
+            Some(language) => language,
+            None if i == 0 => "und".to_string(),
+            None => return Err(bad(
+                "a translation needs a language: pass LANG=FILE or name the file NAME.<lang>.srt"
+                    .into(),
+            )),
+        };
+        if let Some(other) = tracks
+            .iter()
+            .find(|t| t.language.eq_ignore_ascii_case(&language))
+        {
+            return Err(bad(format!(
+                "language {language} is already used by {}",
+                other.path.display()
+            )));
+        }
+        tracks.push(Track {
+            language,
+            path,
+            original: i == 0,
+        });
+    }
+    Ok(tracks)
+}
+
+fn parse_mpegts(n: u64) -> Result<u64, String> {
+    if n < 1 << 33 {
+        Ok(n)
+    } else {
+        Err(format!("{n} is beyond the 33-bit MPEG-TS clock"))
+    }
+}
+
+fn parse_base_url(s: &str) -> Result<String, String> {
+    if s.contains("://") && !s.contains(char::is_whitespace) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not an absolute URL such as https://cdn.example/talk/"
+        ))
+    }
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let secs = parse_seconds(s)?;
+    if !(0.05..=3600.0).contains(&secs) {
+        return Err(format!(
+            "interval {secs}s must be between 0.05 and 3600 seconds"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+fn parse_window(n: u64) -> Result<u64, String> {
+    if n >= 3 {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n}: a live playlist needs at least 3 segments (RFC 8216 6.2.2)"
+        ))
     }
 }
 

@@ -37,6 +37,25 @@ impl Destination for LocalDir {
         fsutil::write_atomic(&path, bytes)
     }
 
+    fn put_all(&self, files: &[(String, Vec<u8>)]) -> io::Result<()> {
+        let paths: Vec<PathBuf> = files.iter().map(|(key, _)| self.path(key)).collect();
+        let mut parents: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+        parents.dedup();
+        for parent in parents {
+            std::fs::create_dir_all(parent)?;
+        }
+        fsutil::write_all_atomic(
+            paths
+                .iter()
+                .map(PathBuf::as_path)
+                .zip(files.iter().map(|(_, b)| b.as_slice())),
+        )
+    }
+
+    fn get(&self, key: &str) -> io::Result<Vec<u8>> {
+        std::fs::read(self.path(key))
+    }
+
     fn exists(&self, key: &str) -> bool {
         self.path(key).exists()
     }

@@ -20,6 +20,19 @@ pub trait Destination: Send + Sync {
     /// old object or the new one, never part of it.
     fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()>;
 
+    /// Stores many small files, each atomically like [`put`](Self::put);
+    /// backends override it to batch the work (one sync for a directory,
+    /// concurrent PUTs for a bucket). Stops at the first failure; files
+    /// stored before it stay.
+    fn put_all(&self, files: &[(String, Vec<u8>)]) -> io::Result<()> {
+        files
+            .iter()
+            .try_for_each(|(key, bytes)| self.put(key, bytes))
+    }
+
+    /// The content of `key`.
+    fn get(&self, key: &str) -> io::Result<Vec<u8>>;
+
     /// Whether `key` exists.
     fn exists(&self, key: &str) -> bool;
 

@@ -95,6 +95,61 @@ impl S3Session {
         self.wait(request).map(|_| ()).map_err(failed)
     }
 
+    /// The content of `key`.
+    pub fn get(&self, bucket: &str, key: &str) -> io::Result<Vec<u8>> {
+        self.wait(async {
+            let object = self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(failed)?;
+            let body = object.body.collect().await.map_err(failed)?;
+            Ok(body.into_bytes().to_vec())
+        })
+    }
+
+    /// Stores every `(key, bytes)` with up to `concurrency` PUTs in flight;
+    /// the first failure is returned once the PUTs under way have ended.
+    pub fn put_all(
+        &self,
+        bucket: &str,
+        files: &[(String, Vec<u8>)],
+        concurrency: usize,
+    ) -> io::Result<()> {
+        self.wait(async {
+            let mut pending = files.iter();
+            let mut running = tokio::task::JoinSet::new();
+            let mut first_error = None;
+            loop {
+                while first_error.is_none() && running.len() < concurrency.max(1) {
+                    let Some((key, bytes)) = pending.next() else {
+                        break;
+                    };
+                    let request = self
+                        .client
+                        .put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .body(ByteStream::from(bytes.clone()))
+                        .send();
+                    running.spawn(request);
+                }
+                let Some(done) = running.join_next().await else {
+                    return first_error.map_or(Ok(()), Err);
+                };
+                let result = done
+                    .map_err(io::Error::other)
+                    .and_then(|r| r.map(|_| ()).map_err(failed));
+                if let Err(e) = result {
+                    first_error.get_or_insert(e);
+                }
+            }
+        })
+    }
+
     /// Size and ETag of `key`.
     pub fn head(&self, bucket: &str, key: &str) -> io::Result<ObjectInfo> {
         let request = self.client.head_object().bucket(bucket).key(key).send();
@@ -154,6 +209,9 @@ impl S3Session {
     }
 }
 
+/// Small objects in flight at once in [`Destination::put_all`].
+const PUT_CONCURRENCY: usize = 16;
+
 /// A bucket and key prefix as a [`Destination`].
 pub struct S3Dest {
     bucket: String,
@@ -197,6 +255,18 @@ pub(crate) fn failed<E: std::error::Error + 'static>(e: E) -> io::Error {
 impl Destination for S3Dest {
     fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
         self.session.put(&self.bucket, &self.key(key), bytes)
+    }
+
+    fn put_all(&self, files: &[(String, Vec<u8>)]) -> io::Result<()> {
+        let files: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|(key, bytes)| (self.key(key), bytes.clone()))
+            .collect();
+        self.session.put_all(&self.bucket, &files, PUT_CONCURRENCY)
+    }
+
+    fn get(&self, key: &str) -> io::Result<Vec<u8>> {
+        self.session.get(&self.bucket, &self.key(key))
     }
 
     fn exists(&self, key: &str) -> bool {
