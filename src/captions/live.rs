@@ -249,8 +249,7 @@ impl<'a> Follower<'a> {
         let backoff = self.backoff.entry(track.language.clone()).or_default();
         backoff.failed(tick);
         let retry = backoff.next_tick - tick;
-        let message = format!("{e} (retrying in {retry} tick(s))");
-        eprintln!("error: {}: {message}", track.language);
+        eprintln!("error: {e} (retrying in {retry} tick(s))");
         self.reporter.report(Event::Error {
             input: track.file(),
             message: e.to_string(),

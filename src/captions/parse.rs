@@ -281,13 +281,13 @@ fn parse_block(
             .position(|(_, l)| l.contains("-->"))
             .unwrap_or(body.len());
         if text_len < body.len() {
+            if text_len > 0 && is_cue_number(body[text_len - 1].1, dialect) {
+                text_len -= 1;
+            }
             out.warnings.push(problem(
                 body[text_len].0,
                 "missing blank line before this cue; read as a new cue",
             ));
-            if text_len > 0 && is_cue_number(body[text_len - 1].1, dialect) {
-                text_len -= 1;
-            }
         }
         let lines: Vec<&str> = body[..text_len].iter().map(|(_, l)| *l).collect();
         let raw = lines.join("\n");
@@ -580,7 +580,7 @@ mod tests {
         assert_eq!(messages.len(), 4, "{messages:?}");
         assert!(messages[0].contains("byte order mark"));
         assert!(messages[1].contains("CRLF"));
-        assert!(messages[2].starts_with("line 5: missing blank line"));
+        assert!(messages[2].starts_with("line 4: missing blank line"));
         assert!(messages[3].contains("not in time order"));
     }
 
