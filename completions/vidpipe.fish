@@ -80,7 +80,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s h -l 
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s V -l version -d 'Print version'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s o -l output -d 'Output directory or s3://bucket/prefix (captions.m3u8, captions-N.vtt, captions-<lang>.m3u8, captions-<lang>-N.vtt)' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l segment-duration -d 'Segment duration, e.g. 4 or 6s [default: 4s]' -r
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l mpegts-offset -d 'MPEG-TS time (90 kHz) of cue time 0, written in every segment\'s X-TIMESTAMP-MAP [default: 900000, the start of transcode-hls output]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l mpegts-offset -d 'MPEG-TS time (90 kHz) of cue time 0, written in every segment\'s X-TIMESTAMP-MAP [default: where transcode-hls output starts: 900000 for MPEG-TS, 0 when --master\'s renditions are fMP4]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l base-url -d 'Make segment URIs absolute under this URL (default: relative)' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l duration -d 'Media duration to cover when the video runs on after the last cue, e.g. 95.5 or 1h2m' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l master -d 'Add the languages as a SUBTITLES group to this master playlist (local file or s3://bucket/key); running again changes nothing' -r

@@ -333,6 +333,36 @@ pub fn subtitle_entries(tracks: &[Track], uri: impl Fn(&str) -> String) -> Vec<S
         .collect()
 }
 
+/// The `X-TIMESTAMP-MAP` offset that lines captions up with the master's
+/// renditions as transcode-hls writes them: MPEG-TS segments start at 10 s
+/// ([`segment::DEFAULT_MPEGTS`]), fMP4 segments (an `EXT-X-MAP` in the
+/// first variant's playlist) at 0. The default when the master cannot be
+/// read; reading it properly is [`attach_to_master`]'s job.
+pub fn mpegts_for_master(master: &dyn Destination, key: &str) -> u64 {
+    let text = |key: &str| {
+        master
+            .get(key)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+    };
+    let first_variant = text(key).and_then(|m| {
+        let mut lines = m.lines();
+        lines.find(|l| l.starts_with("#EXT-X-STREAM-INF:"))?;
+        lines
+            .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(str::to_string)
+    });
+    let relative = first_variant.filter(|uri| !uri.contains("://") && !uri.starts_with('/'));
+    let variant_key = relative.map(|uri| match key.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{uri}"),
+        None => uri,
+    });
+    match variant_key.and_then(|k| text(&k)) {
+        Some(playlist) if playlist.lines().any(|l| l.starts_with("#EXT-X-MAP:")) => 0,
+        _ => segment::DEFAULT_MPEGTS,
+    }
+}
+
 /// Adds the subtitle group to the master playlist at `key` of `master`
 /// (replacing an earlier one), atomically.
 pub fn attach_to_master(

@@ -46,11 +46,16 @@ pub fn run(
         None
     };
     let dest = destination(&run.output, session.as_ref());
+    let mut settings = run.settings.clone();
     let master = run
         .master
         .as_ref()
         .zip(master_uri)
         .map(|(m, uri)| (destination(&m.dir, session.as_ref()), m.name.clone(), uri));
+    if let (Some((master_dest, name, _)), false) = (&master, run.mpegts_given) {
+        settings.layout.mpegts = captions::mpegts_for_master(master_dest.as_ref(), name);
+    }
+    let settings = &settings;
     let attach = |tracks: &[Track]| -> bool {
         let Some((master_dest, name, uri)) = &master else {
             return true;
@@ -71,8 +76,7 @@ pub fn run(
     };
     match &run.live {
         None => {
-            let published =
-                captions::publish_vod(&run.tracks, dest.as_ref(), &run.settings, reporter);
+            let published = captions::publish_vod(&run.tracks, dest.as_ref(), settings, reporter);
             for (track, e) in &published.failed {
                 fail(reporter, &track.file(), &error_text(e));
             }
@@ -108,9 +112,8 @@ pub fn run(
                 state_path: state_path(&run.output),
             };
             let attached = attach(&run.tracks);
-            let follower =
-                Follower::new(&run.tracks, dest.as_ref(), &run.settings, &live, reporter)
-                    .map_err(|e| e.to_string())?;
+            let follower = Follower::new(&run.tracks, dest.as_ref(), settings, &live, reporter)
+                .map_err(|e| e.to_string())?;
             match follower.run(cancel) {
                 Ok(outcome) => {
                     let ended: Vec<Track> = run

@@ -99,8 +99,8 @@ pub struct CaptionsArgs {
     pub segment_duration: Option<String>,
 
     /// MPEG-TS time (90 kHz) of cue time 0, written in every segment's
-    /// X-TIMESTAMP-MAP [default: 900000, the start of transcode-hls
-    /// output].
+    /// X-TIMESTAMP-MAP [default: where transcode-hls output starts: 900000
+    /// for MPEG-TS, 0 when --master's renditions are fMP4].
     #[arg(long, env = "VIDPIPE_CAPTIONS_MPEGTS", value_name = "TICKS")]
     pub mpegts_offset: Option<u64>,
 

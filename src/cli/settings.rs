@@ -254,9 +254,9 @@ impl Layers {
                 args.mpegts_offset,
             ),
             ("captions.mpegts-offset", cfg.mpegts_offset.as_ref()),
-            DEFAULT_MPEGTS,
-            parse_mpegts,
-            |n: &u64| parse_mpegts(*n),
+            None,
+            |n| parse_mpegts(n).map(Some),
+            |n: &u64| parse_mpegts(*n).map(Some),
         )?;
         let base_url = self.resolve(
             (
@@ -301,6 +301,7 @@ impl Layers {
                 reason,
             })?;
         Ok(CaptionsRun {
+            mpegts_given: mpegts.is_some(),
             tracks: parse_tracks(&args.tracks)?,
             output,
             master,
@@ -310,7 +311,7 @@ impl Layers {
             settings: CaptionSettings {
                 layout: Layout {
                     segment_ms: u64::from(segment_ms),
-                    mpegts,
+                    mpegts: mpegts.unwrap_or(DEFAULT_MPEGTS),
                 },
                 base_url,
                 duration_ms,
@@ -333,6 +334,9 @@ pub struct CaptionsRun {
     pub output: Location,
     /// The master playlist to add the subtitle group to.
     pub master: Option<MasterPath>,
+    /// `--mpegts-offset` was set; otherwise it follows the master's
+    /// segment format.
+    pub mpegts_given: bool,
     /// How to reach S3.
     pub s3: S3Options,
     /// Segmenting and addressing.
