@@ -27,28 +27,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
-/// Writes many files atomically with one sync for all of them: every temp
-/// file is written, the filesystem synced once, then each is renamed into
-/// place. A crash leaves complete files or temp files, never torn ones.
+/// Writes many files with one sync for all of them, never exposing a torn
+/// file under a name a reader already knows: a file that does not exist
+/// yet is created in place (nothing can refer to it before this returns;
+/// callers publish references, such as playlists, afterwards), an existing
+/// one is replaced through a temp file and a rename after the sync. A crash
+/// leaves old files intact; a new file it tore is replaced on the next
+/// write.
 pub fn write_all_atomic<'a>(
     files: impl Iterator<Item = (&'a Path, &'a [u8])> + Clone,
 ) -> io::Result<()> {
+    let mut replaced: Vec<&Path> = Vec::new();
     let result = (|| {
         let mut last = None;
         for (path, bytes) in files.clone() {
-            let mut file = fs::File::create(partial_path(path))?;
+            let mut file = match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    replaced.push(path);
+                    fs::File::create(partial_path(path))?
+                }
+                Err(e) => return Err(e),
+            };
             file.write_all(bytes)?;
             last = Some(file);
         }
         if let Some(file) = last {
             sync_filesystem(&file)?;
         }
-        files
-            .clone()
-            .try_for_each(|(path, _)| fs::rename(partial_path(path), path))
+        replaced
+            .iter()
+            .try_for_each(|path| fs::rename(partial_path(path), path))
     })();
     if result.is_err() {
-        for (path, _) in files {
+        for path in &replaced {
             let _ = fs::remove_file(partial_path(path));
         }
     }
@@ -94,6 +110,25 @@ pub fn remove_partials(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_all_atomic_creates_new_files_and_replaces_old_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (old, new) = (dir.path().join("a.vtt"), dir.path().join("b.vtt"));
+        std::fs::write(&old, b"old content, longer").expect("write");
+        let files = [
+            (old.as_path(), b"A".as_slice()),
+            (new.as_path(), b"B".as_slice()),
+        ];
+        write_all_atomic(files.iter().copied()).expect("write all");
+        assert_eq!(std::fs::read(&old).expect("read"), b"A");
+        assert_eq!(std::fs::read(&new).expect("read"), b"B");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
+        assert_eq!(names.len(), 2, "no temp file left");
+        let missing = dir.path().join("no/such/dir.vtt");
+        let files = [(missing.as_path(), b"x".as_slice())];
+        assert!(write_all_atomic(files.iter().copied()).is_err());
+    }
 
     #[test]
     fn write_atomic_replaces_whole_file_and_leaves_no_temp() {
