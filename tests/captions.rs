@@ -810,3 +810,65 @@ fn follow_uploads_to_garage_only_what_is_new_and_resumes() {
         "{last}"
     );
 }
+
+#[test]
+fn vod_to_garage_with_a_master_in_the_bucket() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let en = write(
+        &tmp.path().join("talk.en.srt"),
+        &srt_cue(1, "00:01", "00:05", "hello"),
+    );
+    let es = write(
+        &tmp.path().join("talk.es.srt"),
+        &srt_cue(1, "00:01", "00:05", "hola"),
+    );
+    let master =
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n360p/index.m3u8\n";
+    garage.put("vod/talk/master.m3u8", master.as_bytes().to_vec());
+    let captions = || {
+        let mut cmd = vidpipe();
+        garage.env(&mut cmd);
+        run(cmd
+            .arg("captions")
+            .arg(&en)
+            .arg(&es)
+            .arg("-o")
+            .arg(format!("s3://{}/vod/talk/subs", garage.bucket))
+            .arg("--master")
+            .arg(format!("s3://{}/vod/talk/master.m3u8", garage.bucket)))
+    };
+    let o = captions();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut keys = garage.keys("vod/talk/");
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "master.m3u8",
+            "subs/captions-0.vtt",
+            "subs/captions-1.vtt",
+            "subs/captions-es-0.vtt",
+            "subs/captions-es-1.vtt",
+            "subs/captions-es.m3u8",
+            "subs/captions.m3u8",
+        ]
+        .map(|k| format!("vod/talk/{k}"))
+    );
+    let text = String::from_utf8(garage.get("vod/talk/master.m3u8")).expect("utf-8");
+    assert!(text.contains("LANGUAGE=\"es\",NAME=\"Spanish\",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"subs/captions-es.m3u8\""), "{text}");
+    assert!(
+        text.contains("RESOLUTION=640x360,SUBTITLES=\"subs\"\n360p/index.m3u8"),
+        "{text}"
+    );
+    assert!(captions().status.success());
+    assert_eq!(
+        String::from_utf8(garage.get("vod/talk/master.m3u8")).expect("utf-8"),
+        text
+    );
+    let segment = String::from_utf8(garage.get("vod/talk/subs/captions-es-1.vtt")).expect("utf-8");
+    assert!(
+        segment.contains("00:00:01.000 --> 00:00:05.000\nhola"),
+        "{segment}"
+    );
+}
