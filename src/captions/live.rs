@@ -154,6 +154,8 @@ pub struct Follower<'a> {
     state: State,
     backoff: BTreeMap<String, Backoff>,
     seen: BTreeMap<String, HashSet<super::parse::Problem>>,
+    /// Segments and objects stored in the current tick.
+    stored: (u64, u64),
 }
 
 impl<'a> Follower<'a> {
@@ -175,6 +177,7 @@ impl<'a> Follower<'a> {
             state,
             backoff: BTreeMap::new(),
             seen: BTreeMap::new(),
+            stored: (0, 0),
         })
     }
 
@@ -217,26 +220,26 @@ impl<'a> Follower<'a> {
             }));
         }
         let finishing = self.live.finish || self.tracks.iter().all(|t| end_marker(t).exists());
-        let (mut segments, mut objects) = (0u64, 0u64);
+        self.stored = (0, 0);
         let outcome = if finishing {
-            Some(self.finish(tick, &mut segments, &mut objects)?)
+            Some(self.finish(tick)?)
         } else {
             for track in self.tracks {
                 let backoff = self.backoff.entry(track.language.clone()).or_default();
                 if backoff.next_tick > tick {
                     continue;
                 }
-                match self.advance(track, &mut segments, &mut objects) {
-                    Ok(()) => self.backoff.remove(&track.language),
-                    Err(e @ CaptionsError::State { .. }) => return Err(e),
-                    Err(e) => {
-                        self.failed(track, tick, &e);
-                        None
+                match self.advance(track) {
+                    Ok(()) => {
+                        self.backoff.remove(&track.language);
                     }
-                };
+                    Err(e @ CaptionsError::State { .. }) => return Err(e),
+                    Err(e) => self.failed(track, tick, &e),
+                }
             }
             None
         };
+        let (segments, objects) = self.stored;
         self.reporter.report(Event::Tick {
             tick,
             segments,
@@ -257,12 +260,7 @@ impl<'a> Follower<'a> {
     }
 
     /// Publishes a track's newly complete segments, then its playlist.
-    fn advance(
-        &mut self,
-        track: &Track,
-        segments: &mut u64,
-        objects: &mut u64,
-    ) -> Result<(), CaptionsError> {
+    fn advance(&mut self, track: &Track) -> Result<(), CaptionsError> {
         let ended = end_marker(track).exists();
         let completeness = if ended {
             Completeness::Complete
@@ -284,13 +282,10 @@ impl<'a> Follower<'a> {
             complete,
             complete * layout.segment_ms,
             Kind::Live { ended: false },
-            segments,
-            objects,
         )
     }
 
     /// Stores segments up to `complete` and the playlist when it changed.
-    #[allow(clippy::too_many_arguments)]
     fn publish(
         &mut self,
         track: &Track,
@@ -298,8 +293,6 @@ impl<'a> Follower<'a> {
         complete: u64,
         total_ms: u64,
         kind: Kind,
-        segments: &mut u64,
-        objects: &mut u64,
     ) -> Result<(), CaptionsError> {
         let entry = self
             .state
@@ -317,8 +310,8 @@ impl<'a> Follower<'a> {
                 self.settings,
                 self.reporter,
             )?;
-            *segments += complete - start;
-            *objects += complete - start;
+            self.stored.0 += complete - start;
+            self.stored.1 += complete - start;
             entry.published = complete;
             self.state.save(&self.live.state_path)?;
         }
@@ -340,7 +333,7 @@ impl<'a> Follower<'a> {
                 self.settings,
                 self.reporter,
             )?;
-            *objects += 1;
+            self.stored.1 += 1;
             entry.listed = published;
             self.state.save(&self.live.state_path)?;
         }
@@ -349,12 +342,7 @@ impl<'a> Follower<'a> {
 
     /// The end of the stream: every track published to the end of the
     /// latest cue of any language, playlists ended.
-    fn finish(
-        &mut self,
-        tick: u64,
-        segments: &mut u64,
-        objects: &mut u64,
-    ) -> Result<LiveOutcome, CaptionsError> {
+    fn finish(&mut self, tick: u64) -> Result<LiveOutcome, CaptionsError> {
         let mut parsed = Vec::new();
         let mut failed = Vec::new();
         for track in self.tracks {
@@ -391,8 +379,6 @@ impl<'a> Follower<'a> {
                 count,
                 total_ms,
                 Kind::Live { ended: true },
-                segments,
-                objects,
             ) {
                 self.failed(track, tick, &e);
                 failed.push(track.language.clone());
