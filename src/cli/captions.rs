@@ -81,6 +81,12 @@ pub fn run(
                 fail(reporter, &track.file(), &error_text(e));
             }
             let attached = published.tracks.is_empty() || attach(&published.tracks);
+            finished(
+                reporter,
+                dest.as_ref(),
+                &published.tracks,
+                published.segments,
+            );
             for track in &published.tracks {
                 if chatty {
                     eprintln!(
@@ -92,12 +98,7 @@ pub fn run(
                     );
                 }
             }
-            finished(
-                reporter,
-                dest.as_ref(),
-                &published.tracks,
-                published.segments,
-            );
+
             Ok(if published.failed.is_empty() && attached {
                 Outcome::Success
             } else {
@@ -122,6 +123,7 @@ pub fn run(
                         .filter(|t| !outcome.failed.contains(&t.language))
                         .cloned()
                         .collect();
+                    finished(reporter, dest.as_ref(), &ended, outcome.segments);
                     if chatty {
                         eprintln!(
                             "ended {} playlist(s) at {} segments after {} tick(s)",
@@ -130,7 +132,6 @@ pub fn run(
                             outcome.ticks
                         );
                     }
-                    finished(reporter, dest.as_ref(), &ended, outcome.segments);
                     Ok(if outcome.failed.is_empty() && attached {
                         Outcome::Success
                     } else {

@@ -67,6 +67,8 @@ struct BarState {
     bars: HashMap<String, (ProgressBar, f64)>,
     /// Uploads: bytes acknowledged per file, for the total bar.
     uploaded: HashMap<String, u64>,
+    /// Live captions: segments stored since the start.
+    stored: u64,
 }
 
 impl Bars {
@@ -219,6 +221,7 @@ impl Reporter for Bars {
                 segments,
                 objects,
             } => {
+                let stored = state.stored;
                 let spinner = state.overall.get_or_insert_with(|| {
                     let spinner = self.multi.add(ProgressBar::new_spinner());
                     spinner.set_style(
@@ -228,9 +231,11 @@ impl Reporter for Bars {
                     spinner
                 });
                 spinner.set_message(format!(
-                    "tick {tick}: {segments} new segment(s), {objects} object(s) stored"
+                    "tick {tick}: +{segments} segment(s), {objects} object(s) stored this tick, {} in all",
+                    stored + segments
                 ));
                 spinner.tick();
+                state.stored += segments;
             }
             Event::PlaylistWritten {
                 path,
