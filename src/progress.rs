@@ -93,6 +93,31 @@ pub enum Event {
     Presigned { input: String, url: String },
     /// An input failed; the batch goes on.
     Error { input: String, message: String },
+    /// A stage of a job advanced: `done` of `total` units (commentary:
+    /// `events` intervals analysed, `speech` lines spoken, `chunks` built).
+    Status {
+        input: String,
+        stage: String,
+        done: u64,
+        total: u64,
+    },
+    /// A commentary chunk exists at `path` (seconds `start`..`end`).
+    ChunkReady {
+        input: String,
+        index: u32,
+        start: f64,
+        end: f64,
+        path: String,
+    },
+    /// A commentary is complete: the joined file is at `path`.
+    Complete {
+        input: String,
+        path: String,
+        chunks: u32,
+    },
+    /// Something went wrong without failing the job (a line without a
+    /// voice, a short video).
+    Warning { input: String, message: String },
 }
 
 impl Event {
