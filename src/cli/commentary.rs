@@ -72,7 +72,10 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
         |v| parse_interval(&text(v)),
     )?;
     let voice_delay = layers.resolve(
-        ("--voice-delay (VIDPIPE_VOICE_DELAY)", args.voice_delay.clone()),
+        (
+            "--voice-delay (VIDPIPE_VOICE_DELAY)",
+            args.voice_delay.clone(),
+        ),
         ("commentary.voice-delay", cfg.voice_delay.as_ref()),
         defaults.voice_delay,
         |s| parse_delay(&s),
@@ -110,7 +113,10 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
         |n: &usize| parse_concurrency(*n),
     )?;
     let tts_timeout = layers.resolve(
-        ("--tts-timeout (VIDPIPE_TTS_TIMEOUT)", args.tts_timeout.clone()),
+        (
+            "--tts-timeout (VIDPIPE_TTS_TIMEOUT)",
+            args.tts_timeout.clone(),
+        ),
         ("commentary.tts-timeout", cfg.tts_timeout.as_ref()),
         defaults.tts_timeout,
         |s| parse_timeout(&s),
@@ -125,7 +131,10 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
     )?;
     let per_interval = layers.resolve(
         ("--lines-per-interval", args.lines_per_interval),
-        ("commentary.lines-per-interval", cfg.lines_per_interval.as_ref()),
+        (
+            "commentary.lines-per-interval",
+            cfg.lines_per_interval.as_ref(),
+        ),
         2,
         parse_lines_per_interval,
         |n: &usize| parse_lines_per_interval(*n),
@@ -230,7 +239,9 @@ fn parse_duck(s: &str) -> Result<Duck, String> {
         gain
     };
     if !(0.0..=1.0).contains(&gain) {
-        return Err(format!("`{s}` must be a gain from 0 to 1 (e.g. 0.2) or `auto`"));
+        return Err(format!(
+            "`{s}` must be a gain from 0 to 1 (e.g. 0.2) or `auto`"
+        ));
     }
     Ok(Duck::Fixed(gain))
 }
@@ -334,7 +345,10 @@ pub fn run(
             match commentary::detect_all(&job, &run.settings, reporter, cancel) {
                 Ok(events) => {
                     let json = serde_json::json!({ "input": job.input, "events": events });
-                    println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&json).unwrap_or_default()
+                    );
                     Outcome::Success
                 }
                 Err(CommentaryError::Interrupted) => Outcome::Interrupted,

@@ -89,7 +89,12 @@ pub struct CommentaryArgs {
 
     /// YAML script: a list of lines, each with `at` (seconds or
     /// hh:mm:ss.mmm) and `text` to speak or `audio` (a pre-recorded file).
-    #[arg(long, value_name = "FILE", required_unless_present = "auto", conflicts_with = "auto")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "auto",
+        conflicts_with = "auto"
+    )]
     pub script: Option<PathBuf>,
 
     /// Make the lines from events detected in the video: scene cuts, loud

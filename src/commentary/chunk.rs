@@ -14,8 +14,7 @@ use super::mix::{self, Duck};
 use super::voices::PlacedVoice;
 use super::{CommentaryError, Interval, Timeline};
 use crate::media::filemux::FileMuxer;
-use crate::media::mux::OUTPUT_ORIGIN_SECS;
-use crate::media::pcm::{AacStream, Placement, PcmCollector, CHANNELS};
+use crate::media::pcm::{AacStream, PcmCollector, Placement, CHANNELS};
 use crate::media::video::{open_h264, H264Settings, Scaler, VideoDecoder, VIDEO_TIME_BASE};
 use crate::media::{self, ff, MediaError};
 use crate::CancelFlag;
@@ -47,8 +46,6 @@ pub struct Source {
     pub voice_delay: f64,
     /// How the original makes room for the voice.
     pub duck: Duck,
-    /// Also write an MPEG-TS copy (for the HLS playlist).
-    pub hls: bool,
 }
 
 /// A finished chunk, ready to publish.
@@ -58,8 +55,6 @@ pub struct BuiltChunk {
     pub end: u64,
     /// The progressive MP4.
     pub mp4: Vec<u8>,
-    /// The MPEG-TS copy, with `--hls`.
-    pub ts: Option<Vec<u8>>,
     /// The mixed audio, exactly the chunk's samples.
     pub pcm: Vec<f32>,
     /// Problems that did not stop the chunk (a mix that failed, overlaps).
@@ -123,28 +118,11 @@ pub fn build(
         audio_encoder,
     };
     let mp4_path = scratch.join(format!("chunk_{:04}.mp4", iv.index));
-    write_file(&enc, tl.ticks_of(1), &mp4_path, "mp4", &[("movflags", "+faststart")], None).map_err(media)?;
+    write_mp4(&enc, tl.ticks_of(1), &mp4_path).map_err(media)?;
     let mp4 = read_and_remove(&mp4_path)?;
-    let ts = if src.hls {
-        let ts_path = scratch.join(format!("chunk_{:04}.ts", iv.index));
-        let offset = OUTPUT_ORIGIN_SECS as f64 + tl.secs_of(iv.first);
-        write_file(
-            &enc,
-            tl.ticks_of(1),
-            &ts_path,
-            "mpegts",
-            &[("mpegts_copyts", "1")],
-            Some(offset),
-        )
-        .map_err(media)?;
-        Some(read_and_remove(&ts_path)?)
-    } else {
-        None
-    };
     Ok(BuiltChunk {
         end,
         mp4,
-        ts,
         pcm,
         warnings,
     })
@@ -178,8 +156,7 @@ fn decode_and_encode(
         .stream(src.video_index)
         .ok_or_else(|| CommentaryError::Input("the video stream vanished".into()))?;
     let anchor = (iv.first == 0).then_some(tl.start_time);
-    let mut decoder =
-        VideoDecoder::new(&stream, src.rotation, tl.fps(), anchor).map_err(input)?;
+    let mut decoder = VideoDecoder::new(&stream, src.rotation, tl.fps(), anchor).map_err(input)?;
     let start_sample = tl.sample_of(iv.first);
     let end_sample = match iv.end {
         Some(end) => tl.sample_of(end) + LOOKAHEAD_SAMPLES,
@@ -338,40 +315,22 @@ fn drain_encoder(encoder: &mut ff::encoder::video::Encoder, out: &mut Vec<ff::Pa
     }
 }
 
-/// Muxes the chunk's streams into `path`; with `offset` (seconds), every
-/// timestamp is shifted by it (MPEG-TS copies sit on the whole video's
-/// timeline so a playlist of them plays continuously).
-fn write_file(
-    enc: &Encoded,
-    frame_ticks: i64,
-    path: &Path,
-    format: &str,
-    options: &[(&str, &str)],
-    offset: Option<f64>,
-) -> crate::media::Result<()> {
-    let mut mux = FileMuxer::create(path, format)?;
+/// Muxes the chunk's streams into a progressive MP4 at `path`.
+fn write_mp4(enc: &Encoded, frame_ticks: i64, path: &Path) -> crate::media::Result<()> {
+    let mut mux = FileMuxer::create(path, "mp4")?;
     let v = mux.add_encoder(&enc.video_encoder, VIDEO_TIME_BASE)?;
-    let a = mux.add_encoder(&enc.audio_encoder, ff::Rational(1, crate::media::audio::SAMPLE_RATE))?;
-    mux.start(options)?;
-    let shift = |p: &ff::Packet, rate: f64| {
-        let mut p = p.clone();
-        if let Some(o) = offset {
-            let by = (o * rate).round() as i64;
-            p.set_pts(p.pts().map(|t| t + by));
-            p.set_dts(p.dts().map(|t| t + by));
-        }
-        p
-    };
+    let a = mux.add_encoder(
+        &enc.audio_encoder,
+        ff::Rational(1, crate::media::audio::SAMPLE_RATE),
+    )?;
+    mux.start(&[("movflags", "+faststart")])?;
     for p in &enc.video {
-        let mut p = shift(p, 90_000.0);
+        let mut p = p.clone();
         p.set_duration(frame_ticks);
         mux.write(v, p)?;
     }
     for p in &enc.audio {
-        mux.write(
-            a,
-            shift(p, f64::from(crate::media::audio::SAMPLE_RATE)),
-        )?;
+        mux.write(a, p.clone())?;
     }
     mux.finish()
 }
@@ -392,7 +351,8 @@ fn overlaps(voices: &[PlacedVoice], from: f64, delay: f64) -> Vec<String> {
     let mut out = Vec::new();
     for pair in voices.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        let a_end = a.at + delay
+        let a_end = a.at
+            + delay
             + (a.pcm.len() / CHANNELS) as f64 / f64::from(crate::media::audio::SAMPLE_RATE);
         if b.at >= from && b.at + delay < a_end {
             out.push(format!(

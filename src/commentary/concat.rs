@@ -7,11 +7,13 @@
 //! not copied: AAC chunks each carry encoder priming, which would leave a
 //! gap or a click at every join. Instead the mixed PCM kept beside each
 //! chunk is streamed, in order, into one AAC encoder, so the final track is
-//! one continuous encode of exactly the chunks' samples.
+//! one continuous encode of exactly the chunks' samples. The MPEG-TS
+//! copies for `--hls` ([`TsSeries`]) are made the same way, in order.
 
 use super::{CommentaryError, Timeline};
 use crate::media::audio::SAMPLE_RATE;
 use crate::media::filemux::FileMuxer;
+use crate::media::mux::OUTPUT_ORIGIN_SECS;
 use crate::media::pcm::AacStream;
 use crate::media::video::VIDEO_TIME_BASE;
 use crate::media::{self, ff, MediaError};
@@ -38,20 +40,13 @@ pub fn join(
     out: &Path,
     cancel: &CancelFlag,
 ) -> Result<(), CommentaryError> {
-    let media = |e: MediaError| CommentaryError::Media(format!("joining the chunks: {e}"), e);
     let first = chunks
         .first()
         .ok_or_else(|| CommentaryError::Input("there are no chunks to join".into()))?;
-    let parameters = {
-        let ictx = open(&first.mp4)?;
-        let stream = ictx
-            .streams()
-            .best(ff::media::Type::Video)
-            .ok_or_else(|| bad_chunk(&first.mp4, "no video stream"))?;
-        stream.parameters()
-    };
     let mut mux = FileMuxer::create(out, "mp4").map_err(media)?;
-    let video = mux.add_copy(parameters, VIDEO_TIME_BASE).map_err(media)?;
+    let video = mux
+        .add_copy(video_parameters(&first.mp4)?, VIDEO_TIME_BASE)
+        .map_err(media)?;
     let mut aac = AacStream::new(audio_bitrate, true).map_err(media)?;
     let audio = mux
         .add_encoder(aac.encoder(), ff::Rational(1, SAMPLE_RATE))
@@ -61,46 +56,176 @@ pub fn join(
         if cancel.load(Ordering::SeqCst) {
             return Err(CommentaryError::Interrupted);
         }
-        let offset = timeline.ticks_of(chunk.first_frame);
-        let mut ictx = open(&chunk.mp4)?;
-        let (index, time_base) = ictx
-            .streams()
-            .best(ff::media::Type::Video)
-            .map(|s| (s.index(), s.time_base()))
-            .ok_or_else(|| bad_chunk(&chunk.mp4, "no video stream"))?;
-        for (stream, mut packet) in ictx.packets() {
-            if stream.index() != index {
-                continue;
-            }
-            packet.rescale_ts(time_base, VIDEO_TIME_BASE);
-            packet.set_pts(packet.pts().map(|t| t + offset));
-            packet.set_dts(packet.dts().map(|t| t + offset));
-            // Constant rate: every frame lasts one frame (the demuxer may not
-            // say so for the last one, which would shorten the join).
-            packet.set_duration(timeline.ticks_of(1));
-            mux.write(video, packet).map_err(media)?;
-        }
-        let pcm = read_pcm(&chunk.pcm)?;
-        let mut packets = Vec::new();
-        aac.push(&pcm, &mut |p| {
-            packets.push(p);
-            Ok(())
-        })
-        .map_err(media)?;
-        for p in packets {
-            mux.write(audio, p).map_err(media)?;
-        }
+        copy_video(
+            chunk,
+            timeline.ticks_of(chunk.first_frame),
+            timeline,
+            &mut mux,
+            video,
+        )?;
+        let packets = encode(&mut aac, &read_pcm(&chunk.pcm)?)?;
+        write_all(&mut mux, audio, packets, 0)?;
     }
+    let packets = finish(aac)?;
+    write_all(&mut mux, audio, packets, 0)?;
+    mux.finish().map_err(media)
+}
+
+/// The MPEG-TS copies of the chunks for `--hls`, made in order with one
+/// continuous AAC encoder, so the audio runs on across segment boundaries
+/// without a priming gap at each (audio packets straddling a boundary go
+/// to the next segment, as in any HLS stream). Timestamps sit on the whole
+/// video's timeline from [`OUTPUT_ORIGIN_SECS`].
+pub struct TsSeries {
+    aac: Option<AacStream>,
+    timeline: Timeline,
+    /// Timeline sample the encoder's first sample belongs to.
+    audio_origin: i64,
+    /// The chunk this series expects next.
+    next_index: u32,
+}
+
+impl TsSeries {
+    /// A series starting at chunk `index` (whose first frame is
+    /// `first_frame`).
+    pub fn new(
+        audio_bitrate: u64,
+        timeline: Timeline,
+        index: u32,
+        first_frame: u64,
+    ) -> Result<Self, CommentaryError> {
+        Ok(TsSeries {
+            aac: Some(AacStream::new(audio_bitrate, true).map_err(media)?),
+            timeline,
+            audio_origin: timeline.sample_of(first_frame),
+            next_index: index,
+        })
+    }
+
+    /// The chunk this series can take next.
+    pub fn next_index(&self) -> u32 {
+        self.next_index
+    }
+
+    /// Writes chunk `index` as MPEG-TS to `out`; `last` flushes the audio.
+    pub fn segment(
+        &mut self,
+        index: u32,
+        chunk: &ChunkParts,
+        last: bool,
+        out: &Path,
+    ) -> Result<(), CommentaryError> {
+        let aac = self
+            .aac
+            .as_mut()
+            .ok_or_else(|| CommentaryError::Input("the HLS audio encoder is finished".into()))?;
+        let mut mux = FileMuxer::create(out, "mpegts").map_err(media)?;
+        let video = mux
+            .add_copy(video_parameters(&chunk.mp4)?, VIDEO_TIME_BASE)
+            .map_err(media)?;
+        let audio = mux
+            .add_encoder(aac.encoder(), ff::Rational(1, SAMPLE_RATE))
+            .map_err(media)?;
+        mux.start(&[("mpegts_copyts", "1")]).map_err(media)?;
+        let origin = OUTPUT_ORIGIN_SECS * 90_000;
+        let tl = self.timeline;
+        copy_video(
+            chunk,
+            origin + tl.ticks_of(chunk.first_frame),
+            &tl,
+            &mut mux,
+            video,
+        )?;
+        let mut packets = encode(aac, &read_pcm(&chunk.pcm)?)?;
+        if last {
+            if let Some(aac) = self.aac.take() {
+                packets.extend(finish(aac)?);
+            }
+        }
+        let shift = OUTPUT_ORIGIN_SECS * i64::from(SAMPLE_RATE) + self.audio_origin;
+        write_all(&mut mux, audio, packets, shift)?;
+        mux.finish().map_err(media)?;
+        self.next_index = index + 1;
+        Ok(())
+    }
+}
+
+fn media(e: MediaError) -> CommentaryError {
+    CommentaryError::Media(format!("joining the chunks: {e}"), e)
+}
+
+/// Codec parameters of a chunk's video stream.
+fn video_parameters(mp4: &Path) -> Result<ff::codec::Parameters, CommentaryError> {
+    let ictx = open(mp4)?;
+    let stream = ictx
+        .streams()
+        .best(ff::media::Type::Video)
+        .ok_or_else(|| bad_chunk(mp4, "no video stream"))?;
+    Ok(stream.parameters())
+}
+
+/// Copies a chunk's video packets into `stream` of `mux`, shifted by
+/// `offset` 90 kHz ticks.
+fn copy_video(
+    chunk: &ChunkParts,
+    offset: i64,
+    timeline: &Timeline,
+    mux: &mut FileMuxer,
+    stream: usize,
+) -> Result<(), CommentaryError> {
+    let mut ictx = open(&chunk.mp4)?;
+    let (index, time_base) = ictx
+        .streams()
+        .best(ff::media::Type::Video)
+        .map(|s| (s.index(), s.time_base()))
+        .ok_or_else(|| bad_chunk(&chunk.mp4, "no video stream"))?;
+    for (s, mut packet) in ictx.packets() {
+        if s.index() != index {
+            continue;
+        }
+        packet.rescale_ts(time_base, VIDEO_TIME_BASE);
+        packet.set_pts(packet.pts().map(|t| t + offset));
+        packet.set_dts(packet.dts().map(|t| t + offset));
+        // Constant rate: every frame lasts one frame (the demuxer may not
+        // say so for the last one, which would shorten the join).
+        packet.set_duration(timeline.ticks_of(1));
+        mux.write(stream, packet).map_err(media)?;
+    }
+    Ok(())
+}
+
+fn encode(aac: &mut AacStream, pcm: &[f32]) -> Result<Vec<ff::Packet>, CommentaryError> {
+    let mut packets = Vec::new();
+    aac.push(pcm, &mut |p| {
+        packets.push(p);
+        Ok(())
+    })
+    .map_err(media)?;
+    Ok(packets)
+}
+
+fn finish(aac: AacStream) -> Result<Vec<ff::Packet>, CommentaryError> {
     let mut packets = Vec::new();
     aac.finish(&mut |p| {
         packets.push(p);
         Ok(())
     })
     .map_err(media)?;
-    for p in packets {
-        mux.write(audio, p).map_err(media)?;
+    Ok(packets)
+}
+
+fn write_all(
+    mux: &mut FileMuxer,
+    stream: usize,
+    packets: Vec<ff::Packet>,
+    shift: i64,
+) -> Result<(), CommentaryError> {
+    for mut p in packets {
+        p.set_pts(p.pts().map(|t| t + shift));
+        p.set_dts(p.dts().map(|t| t + shift));
+        mux.write(stream, p).map_err(media)?;
     }
-    mux.finish().map_err(media)
+    Ok(())
 }
 
 fn open(path: &Path) -> Result<ff::format::context::Input, CommentaryError> {

@@ -16,7 +16,7 @@
 //! chunk can be worded and spoken while the rest is still being analysed.
 
 use super::{CommentaryError, Interval, Timeline};
-use crate::media::pcm::{Placement, PcmCollector, CHANNELS};
+use crate::media::pcm::{PcmCollector, Placement, CHANNELS};
 use crate::media::video::{Scaler, VideoDecoder};
 use crate::media::{self, ff, MediaError};
 use crate::CancelFlag;

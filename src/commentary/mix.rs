@@ -163,7 +163,13 @@ pub fn mix(orig: &[f32], len: usize, voices: &[ChunkVoice], duck: Duck) -> Resul
     // drops what it still queues of its first input at that input's end).
     let mut out = Vec::with_capacity(len * CHANNELS);
     for (i, piece) in orig.chunks(ORIG_FRAME * CHANNELS).enumerate() {
-        feed(&mut graph, "orig", piece, ORIG_FRAME, (i * ORIG_FRAME) as i64)?;
+        feed(
+            &mut graph,
+            "orig",
+            piece,
+            ORIG_FRAME,
+            (i * ORIG_FRAME) as i64,
+        )?;
         out.extend(drain(&mut graph)?);
     }
     close(&mut graph, "orig")?;
@@ -198,8 +204,14 @@ mod tests {
         assert_eq!(placed[0].offset, 24_000);
         // A voice spilling over the boundary appears in both chunks.
         let spill = [voice(3.5, 2.0)];
-        assert_eq!(place(&spill, 0, 5 * 48_000, 1.0)[0].offset, 4 * 48_000 + 24_000);
-        assert_eq!(place(&spill, 5 * 48_000, 5 * 48_000, 1.0)[0].offset, -24_000);
+        assert_eq!(
+            place(&spill, 0, 5 * 48_000, 1.0)[0].offset,
+            4 * 48_000 + 24_000
+        );
+        assert_eq!(
+            place(&spill, 5 * 48_000, 5 * 48_000, 1.0)[0].offset,
+            -24_000
+        );
     }
 
     #[test]
@@ -235,7 +247,11 @@ mod tests {
         assert!((out[2 * 24_000] - 0.25).abs() < 1e-3, "{}", out[2 * 24_000]);
         // During the voice: 0.25 * 0.2 + 0.7.
         let mid = 2 * (48_000 + 12_000);
-        assert!((out[mid] - (0.05 + VOICE_PEAK)).abs() < 2e-2, "{}", out[mid]);
+        assert!(
+            (out[mid] - (0.05 + VOICE_PEAK)).abs() < 2e-2,
+            "{}",
+            out[mid]
+        );
         // After: back to 0.25.
         let after = 2 * (48_000 + 36_000);
         assert!((out[after] - 0.25).abs() < 1e-3, "{}", out[after]);

@@ -295,8 +295,17 @@ struct Run<'a> {
     timeline: Timeline,
     intervals: Vec<Interval>,
     state: Mutex<State>,
-    /// Chunks published in order to the HLS playlist so far.
-    listed: Mutex<usize>,
+    /// What the HLS playlist lists so far.
+    listed: Mutex<Listing>,
+}
+
+/// The HLS side of a run: chunks listed, and the encoder of the MPEG-TS
+/// copies' continuous audio.
+#[derive(Default)]
+struct Listing {
+    count: usize,
+    written: bool,
+    series: Option<concat::TsSeries>,
 }
 
 /// Removes the run's scratch directory however the run ends.
@@ -320,15 +329,20 @@ pub fn detect_all(
     let intervals = plan(probe.total_frames, per_chunk);
     let mut all = Vec::new();
     let total = intervals.len() as u64;
-    events::detect(&probe.event_source(job), &intervals, cancel, &mut |i, found| {
-        all.extend(found);
-        reporter.report(Event::Status {
-            input: job.input.clone(),
-            stage: "events".into(),
-            done: i as u64 + 1,
-            total,
-        });
-    })?;
+    events::detect(
+        &probe.event_source(job),
+        &intervals,
+        cancel,
+        &mut |i, found| {
+            all.extend(found);
+            reporter.report(Event::Status {
+                input: job.input.clone(),
+                stage: "events".into(),
+                done: i as u64 + 1,
+                total,
+            });
+        },
+    )?;
     Ok(all)
 }
 
@@ -418,7 +432,11 @@ pub fn run(
         audio: probe.audio_index.is_some(),
     });
     if probe.audio_index.is_none() {
-        warn(reporter, job, "the video has no audio: the chunks carry the voice only".into());
+        warn(
+            reporter,
+            job,
+            "the video has no audio: the chunks carry the voice only".into(),
+        );
     }
     let per_chunk = tl.frames_in(settings.interval).max(1);
     let intervals = plan(probe.total_frames, per_chunk);
@@ -462,7 +480,11 @@ pub fn run(
     let _ = dest.remove_incomplete("");
     let scratch = Scratch(job.work_dir.join("tmp"));
     let _ = std::fs::remove_dir_all(&scratch.0);
-    for dir in [&scratch.0, &job.work_dir.join("pcm"), &job.work_dir.join("chunks")] {
+    for dir in [
+        &scratch.0,
+        &job.work_dir.join("pcm"),
+        &job.work_dir.join("chunks"),
+    ] {
         std::fs::create_dir_all(dir).map_err(|source| CommentaryError::Write {
             path: dir.display().to_string(),
             source,
@@ -479,7 +501,7 @@ pub fn run(
             complete: false,
             ..state
         }),
-        listed: Mutex::new(0),
+        listed: Mutex::new(Listing::default()),
     };
     let kept = run.kept_chunks();
     {
@@ -517,9 +539,10 @@ pub fn run(
         audio_bitrate: settings.audio_bitrate.0,
         voice_delay: settings.voice_delay,
         duck: settings.duck,
-        hls: settings.hls,
     };
-    let built = run.build_all(&source, &pending, &probe, lines, backend, &scratch.0, cancel)?;
+    let built = run.build_all(
+        &source, &pending, &probe, lines, backend, &scratch.0, cancel,
+    )?;
     if cancel.load(Ordering::SeqCst) {
         return Err(CommentaryError::Interrupted);
     }
@@ -570,7 +593,10 @@ impl Run<'_> {
 
     fn save_state(&self) -> Result<(), CommentaryError> {
         let path = self.job.work_dir.join("state.json");
-        let bytes = serde_json::to_vec_pretty(&*self.lock_state()).unwrap_or_default();
+        // Written under the lock: two chunks finishing together must not
+        // race on the temp file.
+        let state = self.lock_state();
+        let bytes = serde_json::to_vec_pretty(&*state).unwrap_or_default();
         write_atomic(&path, &bytes).map_err(|source| CommentaryError::Write {
             path: path.display().to_string(),
             source,
@@ -695,28 +721,31 @@ impl Run<'_> {
                     let events_error = &events_error;
                     scope.spawn(move || {
                         let total = self.intervals.len() as u64;
-                        let result = events::detect(&src, &self.intervals, halt, &mut |i, found| {
-                            let iv = self.intervals[i];
-                            let end = iv.end.map_or(probe.duration, |e| self.timeline.secs_of(e));
-                            let info = IntervalInfo {
-                                index: iv.index,
-                                start: self.timeline.secs_of(iv.first),
-                                end,
-                            };
-                            let (new, warnings) = writer::lines_for(
-                                &self.job.input,
-                                info,
-                                &found,
-                                *per_interval,
-                                wording,
-                                timeout,
-                            );
-                            for w in warnings {
-                                warn(self.reporter, self.job, w);
-                            }
-                            board.add(new, end);
-                            self.status("events", i as u64 + 1, total);
-                        });
+                        let result =
+                            events::detect(&src, &self.intervals, halt, &mut |i, found| {
+                                let iv = self.intervals[i];
+                                let end =
+                                    iv.end.map_or(probe.duration, |e| self.timeline.secs_of(e));
+                                let info = IntervalInfo {
+                                    index: iv.index,
+                                    start: self.timeline.secs_of(iv.first),
+                                    end,
+                                };
+                                let (new, warnings) = writer::lines_for(
+                                    &self.job.input,
+                                    info,
+                                    &found,
+                                    *per_interval,
+                                    wording,
+                                    timeout,
+                                    halt,
+                                );
+                                for w in warnings {
+                                    warn(self.reporter, self.job, w);
+                                }
+                                board.add(new, end);
+                                self.status("events", i as u64 + 1, total);
+                            });
                         board.close();
                         if let Err(e) = result {
                             if !matches!(e, CommentaryError::Interrupted) {
@@ -794,12 +823,10 @@ impl Run<'_> {
             let next = AtomicUsize::new(0);
             pool.scope(|scope| {
                 for _ in 0..workers {
-                    scope.spawn(|_| {
-                        loop {
-                            let i = next.fetch_add(1, Ordering::SeqCst);
-                            let Some(iv) = rest.get(i) else { break };
-                            build_one(iv, threads);
-                        }
+                    scope.spawn(|_| loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(iv) = rest.get(i) else { break };
+                        build_one(iv, threads);
                     });
                 }
             });
@@ -831,9 +858,6 @@ impl Run<'_> {
                 source,
             }
         })?;
-        if let Some(ts) = &built.ts {
-            self.write(&ts_key(i), ts)?;
-        }
         if self.job.local_output.is_none() {
             let copy = self.local_chunk(i);
             write_atomic(&copy, &built.mp4).map_err(|source| CommentaryError::Write {
@@ -857,7 +881,8 @@ impl Run<'_> {
         self.update_playlist()
     }
 
-    /// Lists the chunks that are ready in order from chunk 0 (with `--hls`).
+    /// Lists the chunks that are ready in order from chunk 0 (with `--hls`),
+    /// writing each one's MPEG-TS copy first.
     fn update_playlist(&self) -> Result<(), CommentaryError> {
         if !self.settings.hls {
             return Ok(());
@@ -867,13 +892,58 @@ impl Run<'_> {
             Err(p) => p.into_inner(),
         };
         let entries = self.playlist_entries();
-        if entries.len() > *listed || *listed == 0 {
-            let ended = entries.len() == self.intervals.len();
-            let text = playlist::event_playlist(&entries, self.settings.interval, ended);
-            self.write(PLAYLIST_KEY, text.as_bytes())?;
-            *listed = entries.len();
+        if entries.len() == listed.count && listed.written {
+            return Ok(());
         }
+        for k in listed.count..entries.len() {
+            let iv = self.intervals[k];
+            if !self.dest.exists(&ts_key(iv.index)) {
+                self.write_ts(&mut listed, &iv)?;
+            }
+        }
+        let ended = entries.len() == self.intervals.len();
+        let text = playlist::event_playlist(&entries, self.settings.interval, ended);
+        self.write(PLAYLIST_KEY, text.as_bytes())?;
+        listed.count = entries.len();
+        listed.written = true;
         Ok(())
+    }
+
+    /// Makes chunk `iv`'s MPEG-TS copy, continuing the audio of the one
+    /// before when this run made that too.
+    fn write_ts(&self, listed: &mut Listing, iv: &Interval) -> Result<(), CommentaryError> {
+        if listed.series.as_ref().map(concat::TsSeries::next_index) != Some(iv.index) {
+            listed.series = Some(concat::TsSeries::new(
+                self.settings.audio_bitrate.0,
+                self.timeline,
+                iv.index,
+                iv.first,
+            )?);
+        }
+        let Some(series) = listed.series.as_mut() else {
+            return Ok(());
+        };
+        let out = self
+            .job
+            .work_dir
+            .join("tmp")
+            .join(format!("chunk_{:04}.ts", iv.index));
+        let last = iv.index as usize + 1 == self.intervals.len();
+        series.segment(iv.index, &self.parts(iv), last, &out)?;
+        let bytes = std::fs::read(&out).map_err(|source| CommentaryError::Write {
+            path: out.display().to_string(),
+            source,
+        })?;
+        let _ = std::fs::remove_file(&out);
+        self.write(&ts_key(iv.index), &bytes)
+    }
+
+    fn parts(&self, iv: &Interval) -> ChunkParts {
+        ChunkParts {
+            mp4: self.local_chunk(iv.index),
+            pcm: self.pcm_path(iv.index),
+            first_frame: iv.first,
+        }
     }
 
     fn playlist_entries(&self) -> Vec<playlist::Entry> {
@@ -890,15 +960,7 @@ impl Run<'_> {
 
     /// Joins the chunks into the final file and tidies the state.
     fn finish(&self, scratch: &Path, cancel: &CancelFlag) -> Result<String, CommentaryError> {
-        let parts: Vec<ChunkParts> = self
-            .intervals
-            .iter()
-            .map(|iv| ChunkParts {
-                mp4: self.local_chunk(iv.index),
-                pcm: self.pcm_path(iv.index),
-                first_frame: iv.first,
-            })
-            .collect();
+        let parts: Vec<ChunkParts> = self.intervals.iter().map(|iv| self.parts(iv)).collect();
         let out = scratch.join(FINAL_KEY);
         concat::join(
             &parts,

@@ -5,7 +5,8 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use wait_timeout::ChildExt;
 
 /// How an external program failed.
@@ -28,6 +29,12 @@ pub enum ProcessError {
         /// The limit.
         secs: f64,
     },
+    /// The run is being stopped (Ctrl-C), so the program was too.
+    #[error("`{program}` was stopped because the run is stopping")]
+    Stopped {
+        /// The program.
+        program: String,
+    },
     /// It exited with an error.
     #[error("`{program}` failed ({status}){detail}")]
     Failed {
@@ -48,11 +55,12 @@ pub struct Captured {
 }
 
 /// Runs `cmd` with `input` on stdin, capturing stdout and stderr, killing
-/// its process group after `timeout`.
+/// its process group after `timeout`, or as soon as `stop` is set.
 pub fn run_bounded(
     mut cmd: Command,
     input: Option<Vec<u8>>,
     timeout: Duration,
+    stop: &AtomicBool,
 ) -> Result<Captured, ProcessError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     cmd.stdin(if input.is_some() {
@@ -82,18 +90,39 @@ pub fn run_bounded(
             bytes
         })
     };
-    let stdout = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let stderr = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let status = match child.wait_timeout(timeout) {
-        Ok(Some(status)) => status,
-        Ok(None) | Err(_) => {
-            kill_group(child.id());
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(ProcessError::Timeout {
-                program,
-                secs: timeout.as_secs_f64(),
-            });
+    let stdout = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let waited = child.wait_timeout(left.min(Duration::from_millis(100)));
+        let stopped = stop.load(Ordering::SeqCst);
+        match waited {
+            Ok(Some(status)) => break status,
+            Ok(None) if !stopped && !left.is_zero() => continue,
+            Ok(None) | Err(_) => {
+                kill_group(child.id());
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(if stopped {
+                    ProcessError::Stopped { program }
+                } else {
+                    ProcessError::Timeout {
+                        program,
+                        secs: timeout.as_secs_f64(),
+                    }
+                });
+            }
         }
     };
     // The group may have left children holding the pipes open.
@@ -132,12 +161,28 @@ fn kill_group(pid: u32) {
 mod tests {
     use super::*;
 
+    static NO_STOP: AtomicBool = AtomicBool::new(false);
+
+    #[test]
+    fn stop_ends_a_program_early() {
+        let stop = AtomicBool::new(true);
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 30"]);
+        let err = run_bounded(cmd, None, Duration::from_secs(60), &stop).expect_err("stopped");
+        assert!(matches!(err, ProcessError::Stopped { .. }), "{err}");
+    }
+
     #[test]
     fn captures_output_and_passes_input() {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "tr a-z A-Z"]);
-        let out =
-            run_bounded(cmd, Some(b"hello".to_vec()), Duration::from_secs(10)).expect("runs");
+        let out = run_bounded(
+            cmd,
+            Some(b"hello".to_vec()),
+            Duration::from_secs(10),
+            &NO_STOP,
+        )
+        .expect("runs");
         assert_eq!(out.stdout, b"HELLO");
     }
 
@@ -145,7 +190,8 @@ mod tests {
     fn a_hanging_program_is_stopped() {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "sleep 30"]);
-        let err = run_bounded(cmd, None, Duration::from_millis(200)).expect_err("timeout");
+        let err =
+            run_bounded(cmd, None, Duration::from_millis(200), &NO_STOP).expect_err("timeout");
         assert!(matches!(err, ProcessError::Timeout { .. }), "{err}");
     }
 
@@ -153,7 +199,7 @@ mod tests {
     fn failure_carries_the_last_stderr_line() {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo first >&2; echo 'voice not found' >&2; exit 3"]);
-        let err = run_bounded(cmd, None, Duration::from_secs(10)).expect_err("fails");
+        let err = run_bounded(cmd, None, Duration::from_secs(10), &NO_STOP).expect_err("fails");
         let msg = err.to_string();
         assert!(msg.contains("voice not found"), "{msg}");
     }

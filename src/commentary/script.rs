@@ -200,7 +200,11 @@ pub fn parse_time(text: &str) -> Result<f64, String> {
     let t = text.trim();
     let bad = || format!("`{text}` is not a time (examples: 12.5, 01:02.5, 00:01:02.500)");
     if !t.contains(':') {
-        let secs: f64 = t.strip_suffix('s').unwrap_or(t).parse().map_err(|_| bad())?;
+        let secs: f64 = t
+            .strip_suffix('s')
+            .unwrap_or(t)
+            .parse()
+            .map_err(|_| bad())?;
         return if secs.is_finite() && secs >= 0.0 {
             Ok(secs)
         } else {
@@ -308,8 +312,11 @@ mod tests {
 
     #[test]
     fn lines_outside_the_video_are_rejected() {
-        let lines = parse(Path::new("s.yaml"), "- at: 1\n  text: a\n- at: 9\n  text: b\n")
-            .expect("valid");
+        let lines = parse(
+            Path::new("s.yaml"),
+            "- at: 1\n  text: a\n- at: 9\n  text: b\n",
+        )
+        .expect("valid");
         assert!(check_times(&lines, 10.0).is_ok());
         let err = check_times(&lines, 8.0).expect_err("outside");
         assert!(err.to_string().starts_with("s.yaml:3:"), "{err}");

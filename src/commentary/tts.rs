@@ -8,6 +8,7 @@
 use super::process::{run_bounded, ProcessError};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// A TTS engine: how to make `out` (a WAV file) say `text`.
@@ -47,8 +48,8 @@ impl CommandTemplate {
     /// Parses and checks a template: it must name a program and contain
     /// `{out}`.
     pub fn parse(template: &str) -> Result<Self, String> {
-        let words = shlex::split(template)
-            .ok_or_else(|| format!("`{template}`: unbalanced quotes"))?;
+        let words =
+            shlex::split(template).ok_or_else(|| format!("`{template}`: unbalanced quotes"))?;
         if words.is_empty() {
             return Err("the TTS command is empty".into());
         }
@@ -85,15 +86,17 @@ pub enum TtsError {
     NoOutput(String),
 }
 
-/// Runs `backend` for `text` into `out`, stopping it after `timeout`.
+/// Runs `backend` for `text` into `out`, stopping it after `timeout` (or
+/// when `stop` is set).
 pub fn synthesize(
     backend: &dyn SpeechBackend,
     text: &str,
     out: &Path,
     timeout: Duration,
+    stop: &AtomicBool,
 ) -> Result<(), TtsError> {
     let _ = std::fs::remove_file(out);
-    run_bounded(backend.command(text, out), None, timeout)?;
+    run_bounded(backend.command(text, out), None, timeout, stop)?;
     match std::fs::metadata(out) {
         Ok(m) if m.len() > 0 => Ok(()),
         _ => Err(TtsError::NoOutput(out.display().to_string())),
@@ -130,8 +133,14 @@ mod tests {
     fn a_program_that_writes_nothing_is_a_failure() {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = CommandTemplate::parse("true {out}").expect("valid");
-        let err = synthesize(&t, "hi", &dir.path().join("x.wav"), Duration::from_secs(5))
-            .expect_err("no output");
+        let err = synthesize(
+            &t,
+            "hi",
+            &dir.path().join("x.wav"),
+            Duration::from_secs(5),
+            &AtomicBool::new(false),
+        )
+        .expect_err("no output");
         assert!(matches!(err, TtsError::NoOutput(_)), "{err}");
     }
 }

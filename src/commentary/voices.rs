@@ -168,7 +168,7 @@ impl VoiceBoard {
         report: &(dyn Fn(Spoken<'_>) + Sync),
     ) {
         while let Some((index, line)) = self.next_job(cancel) {
-            let result = speak(&line, index, backend, scratch, timeout);
+            let result = speak(&line, index, backend, scratch, timeout, cancel);
             let mut inner = self.lock();
             inner.states[index] = match &result {
                 Ok(pcm) => State::Ready(Arc::new(pcm.clone())),
@@ -213,6 +213,7 @@ fn speak(
     backend: &dyn SpeechBackend,
     scratch: &Path,
     timeout: Duration,
+    stop: &CancelFlag,
 ) -> Result<Vec<f32>, String> {
     let decode = |path: &Path| {
         let pcm = decode_file(&path.to_string_lossy()).map_err(|e| e.to_string())?;
@@ -226,7 +227,7 @@ fn speak(
         Speech::Audio(path) => decode(path),
         Speech::Text(text) => {
             let out = scratch.join(format!("line_{index:05}.wav"));
-            synthesize(backend, text, &out, timeout).map_err(|e| e.to_string())?;
+            synthesize(backend, text, &out, timeout, stop).map_err(|e| e.to_string())?;
             let pcm = decode(&out);
             let _ = std::fs::remove_file(&out);
             pcm

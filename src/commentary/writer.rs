@@ -13,6 +13,7 @@ use super::process::run_bounded;
 use super::script::{format_time, Line, Speech};
 use serde::Serialize;
 use std::process::Command;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Smallest gap between two lines of one interval, seconds.
@@ -54,7 +55,11 @@ pub struct IntervalInfo {
 /// The strongest events, at least [`MIN_GAP`] apart, strongest first.
 pub fn choose(events: &[DetectedEvent], per_interval: usize) -> Vec<&DetectedEvent> {
     let mut by_strength: Vec<&DetectedEvent> = events.iter().collect();
-    by_strength.sort_by(|a, b| b.strength.total_cmp(&a.strength).then(a.at.total_cmp(&b.at)));
+    by_strength.sort_by(|a, b| {
+        b.strength
+            .total_cmp(&a.strength)
+            .then(a.at.total_cmp(&b.at))
+    });
     let mut chosen: Vec<&DetectedEvent> = Vec::new();
     for e in by_strength {
         if chosen.len() >= per_interval {
@@ -97,6 +102,7 @@ pub fn lines_for(
     per_interval: usize,
     wording: &Wording,
     timeout: Duration,
+    stop: &AtomicBool,
 ) -> (Vec<Line>, Vec<String>) {
     let chosen = choose(events, per_interval);
     let Some(first) = chosen.first().copied() else {
@@ -132,7 +138,7 @@ pub fn lines_for(
                 events,
                 chosen: chosen.clone(),
             };
-            match run_writer(cmd, &request, timeout) {
+            match run_writer(cmd, &request, timeout, stop) {
                 Ok(text) => (
                     vec![Line {
                         at: first.at,
@@ -155,11 +161,16 @@ pub fn lines_for(
     }
 }
 
-fn run_writer(cmd: &str, request: &WriterRequest<'_>, timeout: Duration) -> Result<String, String> {
+fn run_writer(
+    cmd: &str,
+    request: &WriterRequest<'_>,
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> Result<String, String> {
     let json = serde_json::to_vec(request).map_err(|e| e.to_string())?;
     let mut command = Command::new("sh");
     command.args(["-c", cmd]);
-    let out = run_bounded(command, Some(json), timeout).map_err(|e| e.to_string())?;
+    let out = run_bounded(command, Some(json), timeout, stop).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -215,6 +226,7 @@ mod tests {
                     .into(),
             ),
             Duration::from_secs(20),
+            &AtomicBool::new(false),
         );
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(lines.len(), 1);
@@ -237,12 +249,10 @@ mod tests {
             2,
             &Wording::Command("exit 4".into()),
             Duration::from_secs(20),
+            &AtomicBool::new(false),
         );
         assert_eq!(warnings.len(), 1);
         assert_eq!(lines.len(), 1);
-        assert_eq!(
-            lines[0].speech,
-            Speech::Text(template(&events[0], 1))
-        );
+        assert_eq!(lines[0].speech, Speech::Text(template(&events[0], 1)));
     }
 }

@@ -93,11 +93,7 @@ impl FileMuxer {
             .stream(stream)
             .map(|s| s.time_base())
             .unwrap_or(ff::Rational(1, 90_000));
-        let from = self
-            .source_time_bases
-            .get(stream)
-            .copied()
-            .unwrap_or(to);
+        let from = self.source_time_bases.get(stream).copied().unwrap_or(to);
         packet.set_stream(stream);
         packet.set_position(-1);
         packet.rescale_ts(from, to);
