@@ -443,8 +443,7 @@ fn auto_finds_the_planted_cuts_and_loud_moment() {
     assert_eq!(events_of(&o, "chunk_ready").len(), 3);
     let speech = events_of(&o, "status")
         .into_iter()
-        .filter(|e| e["stage"] == "speech")
-        .last()
+        .rfind(|e| e["stage"] == "speech")
         .expect("speech status");
     assert!(speech["done"].as_u64() >= Some(2), "{speech}");
     let pcm = mono_pcm(&out.join("commentary.mp4"));
@@ -797,11 +796,8 @@ fn overlapping_lines_are_both_spoken_with_a_warning() {
     assert!(
         warnings.iter().any(|w| {
             let m = w["message"].as_str().unwrap_or("");
-            m.starts_with("script.yaml:3") || m.contains("script.yaml:3:")
-        }) || warnings.iter().any(|w| w["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("script.yaml:3")),
+            m.starts_with("script.yaml:3:") && m.contains("script.yaml:1")
+        }),
         "{warnings:?}"
     );
     let pcm = mono_pcm(&out.join("commentary.mp4"));

@@ -9,10 +9,9 @@
 
 use super::settings::{parse_audio_bitrate, parse_preset, Layers, SettingsError};
 use super::{fail, CommentaryArgs, Outcome};
-use std::path::PathBuf;
 use std::time::Duration;
 use vidpipe::commentary::mix::Duck;
-use vidpipe::commentary::script::{self, Line};
+use vidpipe::commentary::script;
 use vidpipe::commentary::tts::{CommandTemplate, Espeak, SpeechBackend};
 use vidpipe::commentary::writer::Wording;
 use vidpipe::commentary::{self, CommentaryError, CommentarySettings, Job, LineSource};
@@ -174,7 +173,7 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
         |n: &usize| Ok(*n),
     )?;
     let lines = match &args.script {
-        Some(path) => LineSource::Script(load_script(path)?),
+        Some(path) => LineSource::Script(script::load(path)?),
         None => LineSource::Auto {
             wording: writer.map_or(Wording::Templates, Wording::Command),
             per_interval,
@@ -202,10 +201,6 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
             threads,
         },
     })
-}
-
-fn load_script(path: &PathBuf) -> Result<Vec<Line>, SettingsError> {
-    Ok(script::load(path)?)
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {

@@ -49,7 +49,7 @@ pub struct ChunkVoice {
 
 impl ChunkVoice {
     /// Samples the voice lasts.
-    pub fn len(&self) -> i64 {
+    pub fn samples(&self) -> i64 {
         (self.voice.pcm.len() / CHANNELS) as i64
     }
 }
@@ -70,7 +70,7 @@ pub fn place(
                 offset: start - chunk_start,
                 voice: v.clone(),
             };
-            let sounds = placed.offset < chunk_len && placed.offset + placed.len() > 0;
+            let sounds = placed.offset < chunk_len && placed.offset + placed.samples() > 0;
             sounds.then_some(placed)
         })
         .collect()
@@ -107,7 +107,7 @@ pub fn describe(voices: &[ChunkVoice], duck: Duck, total: usize) -> String {
                 .iter()
                 .map(|v| {
                     let on = v.offset as f64 / f64::from(SAMPLE_RATE);
-                    let off = (v.offset + v.len()) as f64 / f64::from(SAMPLE_RATE);
+                    let off = (v.offset + v.samples()) as f64 / f64::from(SAMPLE_RATE);
                     format!(
                         "clip(min((t-({a:.6}))/{RAMP},({b:.6}-t)/{RAMP}),0,1)",
                         a = on - RAMP,
