@@ -250,6 +250,46 @@ fn voice_starts_a_second_after_its_line_over_the_ducked_original() {
 }
 
 #[test]
+fn duck_auto_compresses_the_original_while_the_voice_plays() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "clip.mp4", &ClipSpec::new(320, 240, 5.0));
+    let script = write_script(tmp.path(), "- at: 1.0\n  text: one\n");
+    let out = tmp.path().join("out");
+    let tts = tone_tts(tmp.path(), 1.5);
+    let o = commentary(
+        &clip,
+        &out,
+        &[
+            "--script",
+            script.to_str().expect("utf8"),
+            "--interval",
+            "3",
+            "--duck",
+            "auto",
+            "--tts-cmd",
+            &tts,
+        ],
+    );
+    ok(&o);
+    let pcm = mono_pcm(&out.join("commentary.mp4"));
+    let before = tone_level(span(&pcm, 0.2, 1.6), ORIG_HZ);
+    let under = tone_level(span(&pcm, 2.3, 3.3), ORIG_HZ);
+    let after = tone_level(span(&pcm, 4.2, 4.9), ORIG_HZ);
+    assert!(
+        db(under / before) < -10.0,
+        "ducked by {:.1} dB",
+        db(under / before)
+    );
+    assert!(
+        db(after / before).abs() < 1.0,
+        "after the voice: {:.1} dB",
+        db(after / before)
+    );
+    let onset = voice_onset(&pcm, 1.3);
+    assert!((onset - 2.0).abs() <= AAC_FRAME + 0.005, "onset {onset}");
+}
+
+#[test]
 fn chunks_add_up_decode_and_join_without_gaps() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let clip = make_clip(tmp.path(), "seven.mp4", &ClipSpec::new(320, 240, 7.0));
@@ -796,7 +836,7 @@ fn overlapping_lines_are_both_spoken_with_a_warning() {
     assert!(
         warnings.iter().any(|w| {
             let m = w["message"].as_str().unwrap_or("");
-            m.starts_with("script.yaml:3:") && m.contains("script.yaml:1")
+            m.contains("script.yaml:3: ") && m.contains("script.yaml:1 ")
         }),
         "{warnings:?}"
     );
@@ -857,4 +897,54 @@ fn output_to_a_bucket_goes_through_the_storage_layer() {
     garage.download("talks/one/", &local);
     decodes_cleanly(&local.join("commentary.mp4"));
     moov_before_mdat(&local.join("commentary.mp4"));
+}
+
+#[test]
+fn settings_come_from_the_config_file_section() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "clip.mp4", &ClipSpec::new(320, 240, 4.0));
+    let script = write_script(tmp.path(), "- at: 0.5\n  text: one\n");
+    let tts = tone_tts(tmp.path(), 0.5);
+    let config = tmp.path().join("vidpipe.yaml");
+    std::fs::write(
+        &config,
+        "commentary:\n  interval: 2s\n  voice-delay: 0.5\n  bogus: 1\n",
+    )
+    .expect("write config");
+    let out = tmp.path().join("out");
+    let args = [
+        "--script",
+        script.to_str().expect("utf8"),
+        "--tts-cmd",
+        &tts,
+    ];
+    let mut cmd = vidpipe();
+    cmd.arg("--config").arg(&config);
+    let o = run(cmd
+        .arg("commentary")
+        .arg(&clip)
+        .arg("-o")
+        .arg(&out)
+        .args(args));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("vidpipe.yaml:4") && stderr.contains("bogus"),
+        "{stderr}"
+    );
+
+    std::fs::write(&config, "commentary:\n  interval: 2s\n  voice-delay: 0.5\n").expect("write");
+    let mut cmd = vidpipe();
+    cmd.arg("--config").arg(&config);
+    let o = run(cmd
+        .arg("commentary")
+        .arg(&clip)
+        .arg("-o")
+        .arg(&out)
+        .args(["--preset", "ultrafast", "--progress", "json"])
+        .args(args));
+    ok(&o);
+    assert_eq!(chunk_paths(&out).len(), 2);
+    let onset = voice_onset(&mono_pcm(&out.join("commentary.mp4")), 0.6);
+    assert!((onset - 1.0).abs() <= AAC_FRAME + 0.005, "onset {onset}");
 }

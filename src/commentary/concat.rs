@@ -32,27 +32,80 @@ pub struct ChunkParts {
     pub first_frame: u64,
 }
 
-/// Joins `chunks` (in order) into a progressive MP4 at `out`.
+/// The final file's audio: one AAC encode of every chunk's mixed PCM, fed
+/// in chunk order as the chunks become ready (so little is left to do
+/// when the last chunk is done).
+pub struct FinalAudio {
+    aac: AacStream,
+    packets: Vec<ff::Packet>,
+    /// Chunks fed so far.
+    chunks: usize,
+}
+
+impl FinalAudio {
+    /// An empty stream.
+    pub fn new(audio_bitrate: u64) -> Result<Self, CommentaryError> {
+        Ok(FinalAudio {
+            aac: AacStream::new(audio_bitrate, true).map_err(media)?,
+            packets: Vec::new(),
+            chunks: 0,
+        })
+    }
+
+    /// How many chunks have been fed.
+    pub fn chunks(&self) -> usize {
+        self.chunks
+    }
+
+    /// Feeds the next chunk's PCM.
+    pub fn push(&mut self, pcm: &[f32]) -> Result<(), CommentaryError> {
+        let packets = encode(&mut self.aac, pcm)?;
+        self.packets.extend(packets);
+        self.chunks += 1;
+        Ok(())
+    }
+}
+
+/// Joins `chunks` (in order) into a progressive MP4 at `out`, with `audio`
+/// (fed every chunk's PCM) as its sound.
 pub fn join(
     chunks: &[ChunkParts],
     timeline: &Timeline,
-    audio_bitrate: u64,
+    audio: FinalAudio,
     out: &Path,
     cancel: &CancelFlag,
 ) -> Result<(), CommentaryError> {
     let first = chunks
         .first()
         .ok_or_else(|| CommentaryError::Input("there are no chunks to join".into()))?;
+    if audio.chunks != chunks.len() {
+        return Err(CommentaryError::Input(format!(
+            "the final audio covers {} of {} chunks",
+            audio.chunks,
+            chunks.len()
+        )));
+    }
+    let FinalAudio {
+        aac, mut packets, ..
+    } = audio;
+    let mut tail = Vec::new();
+    let encoder = aac
+        .finish(&mut |p| {
+            tail.push(p);
+            Ok(())
+        })
+        .map_err(media)?;
+    packets.extend(tail);
     let mut mux = FileMuxer::create(out, "mp4").map_err(media)?;
     let video = mux
         .add_copy(video_parameters(&first.mp4)?, VIDEO_TIME_BASE)
         .map_err(media)?;
-    let mut aac = AacStream::new(audio_bitrate, true).map_err(media)?;
     let audio = mux
-        .add_encoder(aac.encoder(), ff::Rational(1, SAMPLE_RATE))
+        .add_encoder(&encoder, ff::Rational(1, SAMPLE_RATE))
         .map_err(media)?;
     mux.start(&[("movflags", "+faststart")]).map_err(media)?;
-    for chunk in chunks {
+    let mut packets = packets.into_iter().peekable();
+    for (i, chunk) in chunks.iter().enumerate() {
         if cancel.load(Ordering::SeqCst) {
             return Err(CommentaryError::Interrupted);
         }
@@ -63,11 +116,14 @@ pub fn join(
             &mut mux,
             video,
         )?;
-        let packets = encode(&mut aac, &read_pcm(&chunk.pcm)?)?;
-        write_all(&mut mux, audio, packets, 0)?;
+        // The audio of this chunk's span, so the muxer interleaves as it goes.
+        let end = chunks
+            .get(i + 1)
+            .map_or(i64::MAX, |next| timeline.sample_of(next.first_frame));
+        while let Some(p) = packets.next_if(|p| p.pts().unwrap_or(0) < end) {
+            mux.write(audio, p).map_err(media)?;
+        }
     }
-    let packets = finish(aac)?;
-    write_all(&mut mux, audio, packets, 0)?;
     mux.finish().map_err(media)
 }
 
@@ -107,11 +163,13 @@ impl TsSeries {
         self.next_index
     }
 
-    /// Writes chunk `index` as MPEG-TS to `out`; `last` flushes the audio.
+    /// Writes chunk `index` (with its mixed `pcm`) as MPEG-TS to `out`;
+    /// `last` flushes the audio.
     pub fn segment(
         &mut self,
         index: u32,
         chunk: &ChunkParts,
+        pcm: &[f32],
         last: bool,
         out: &Path,
     ) -> Result<(), CommentaryError> {
@@ -136,7 +194,7 @@ impl TsSeries {
             &mut mux,
             video,
         )?;
-        let mut packets = encode(aac, &read_pcm(&chunk.pcm)?)?;
+        let mut packets = encode(aac, pcm)?;
         if last {
             if let Some(aac) = self.aac.take() {
                 packets.extend(finish(aac)?);

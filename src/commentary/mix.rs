@@ -136,7 +136,7 @@ pub fn describe(voices: &[ChunkVoice], duck: Duck, total: usize) -> String {
             // to length: the compressor must not stop before the original
             // is through.
             parts.push(format!(
-                "[key]apad[keyp];[orig]apad[origp];[origp][keyp]sidechaincompress=threshold=0.01:ratio=20:attack=10:release=300:knee=2,atrim=end_sample={total}[ducked]"
+                "[key]apad[keyp];[orig]apad[origp];[origp][keyp]sidechaincompress=threshold=0.02:ratio=6:attack=20:release=300:knee=2,atrim=end_sample={total}[ducked]"
             ));
             parts.push(format!(
                 "[ducked][voice]amix=inputs=2:normalize=0:duration=longest:dropout_transition=0,{limiter}"

@@ -295,16 +295,23 @@ struct Run<'a> {
     timeline: Timeline,
     intervals: Vec<Interval>,
     state: Mutex<State>,
-    /// What the HLS playlist lists so far.
-    listed: Mutex<Listing>,
+    /// The chunks handled in order so far.
+    in_order: Mutex<InOrder>,
+    /// A chunk became ready since `in_order` was last brought up to date.
+    in_order_dirty: AtomicBool,
 }
 
-/// The HLS side of a run: chunks listed, and the encoder of the MPEG-TS
-/// copies' continuous audio.
-#[derive(Default)]
-struct Listing {
+/// What is done with the chunks in order from chunk 0, as soon as each is
+/// ready: the final file's audio is encoded on, and with `--hls` the
+/// MPEG-TS copy is made and the playlist extended.
+struct InOrder {
+    /// Chunks handled so far.
     count: usize,
-    written: bool,
+    /// The playlist has been written at least once.
+    listed: bool,
+    /// The final file's audio.
+    audio: Option<concat::FinalAudio>,
+    /// The MPEG-TS copies' continuous audio (`--hls`).
     series: Option<concat::TsSeries>,
 }
 
@@ -501,7 +508,13 @@ pub fn run(
             complete: false,
             ..state
         }),
-        listed: Mutex::new(Listing::default()),
+        in_order: Mutex::new(InOrder {
+            count: 0,
+            listed: false,
+            audio: Some(concat::FinalAudio::new(settings.audio_bitrate.0)?),
+            series: None,
+        }),
+        in_order_dirty: AtomicBool::new(false),
     };
     let kept = run.kept_chunks();
     {
@@ -512,7 +525,7 @@ pub fn run(
     for &i in &kept {
         run.announce_kept(i);
     }
-    run.update_playlist()?;
+    run.advance_in_order()?;
     let pending: Vec<Interval> = run
         .intervals
         .iter()
@@ -552,6 +565,17 @@ pub fn run(
         chunks: run.intervals.len() as u32,
         built,
     })
+}
+
+/// x264 threads for an encoder that has `cores` to itself: one when it
+/// shares the machine, else frame threads at 1.5x the cores as x264 itself
+/// would pick, so its threads do not wait on each other with cores idle.
+fn encoder_threads(cores: usize) -> usize {
+    if cores <= 1 {
+        1
+    } else {
+        cores * 3 / 2
+    }
 }
 
 fn warn(reporter: &dyn Reporter, job: &Job, message: String) {
@@ -811,10 +835,9 @@ impl Run<'_> {
         let Some((first, rest)) = pending.split_first() else {
             return Ok(0);
         };
-        build_one(first, cores);
+        build_one(first, encoder_threads(cores));
         if !rest.is_empty() {
             let workers = cores.min(rest.len()).max(1);
-            let threads = cores.div_ceil(workers).max(1);
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(workers)
                 .thread_name(|i| format!("chunk-{i}"))
@@ -826,7 +849,11 @@ impl Run<'_> {
                     scope.spawn(|_| loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(iv) = rest.get(i) else { break };
-                        build_one(iv, threads);
+                        // One core per chunk while there are more chunks
+                        // than workers; the last ones share the cores the
+                        // finished workers leave.
+                        let running = workers.min(rest.len() - i);
+                        build_one(iv, encoder_threads(cores / running));
                     });
                 }
             });
@@ -878,49 +905,86 @@ impl Run<'_> {
             end: self.timeline.secs_of(built.end),
             path: self.dest.describe(&chunk_key(i)),
         });
-        self.update_playlist()
+        self.advance_in_order()
     }
 
-    /// Lists the chunks that are ready in order from chunk 0 (with `--hls`),
-    /// writing each one's MPEG-TS copy first.
-    fn update_playlist(&self) -> Result<(), CommentaryError> {
-        if !self.settings.hls {
-            return Ok(());
-        }
-        let mut listed = match self.listed.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let entries = self.playlist_entries();
-        if entries.len() == listed.count && listed.written {
-            return Ok(());
-        }
-        for k in listed.count..entries.len() {
-            let iv = self.intervals[k];
-            if !self.dest.exists(&ts_key(iv.index)) {
-                self.write_ts(&mut listed, &iv)?;
+    /// Handles the chunks that are now ready in order from chunk 0: their
+    /// PCM goes to the final audio and, with `--hls`, their MPEG-TS copies
+    /// are made and listed.
+    ///
+    /// Whoever finds another thread doing this leaves the work to it (that
+    /// thread looks again before it stops), so chunk workers never wait
+    /// for one another's audio encoding.
+    fn advance_in_order(&self) -> Result<(), CommentaryError> {
+        self.in_order_dirty.store(true, Ordering::SeqCst);
+        loop {
+            let mut in_order = match self.in_order.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            };
+            while self.in_order_dirty.swap(false, Ordering::SeqCst) {
+                self.advance_locked(&mut in_order)?;
+            }
+            drop(in_order);
+            if !self.in_order_dirty.load(Ordering::SeqCst) {
+                return Ok(());
             }
         }
-        let ended = entries.len() == self.intervals.len();
-        let text = playlist::event_playlist(&entries, self.settings.interval, ended);
-        self.write(PLAYLIST_KEY, text.as_bytes())?;
-        listed.count = entries.len();
-        listed.written = true;
+    }
+
+    fn advance_locked(&self, in_order: &mut InOrder) -> Result<(), CommentaryError> {
+        let ready = self.ready_in_order();
+        if ready == in_order.count && (in_order.listed || !self.settings.hls) {
+            return Ok(());
+        }
+        for k in in_order.count..ready {
+            let iv = self.intervals[k];
+            let pcm = concat::read_pcm(&self.pcm_path(iv.index))?;
+            if let Some(audio) = in_order.audio.as_mut() {
+                audio.push(&pcm)?;
+            }
+            if self.settings.hls && !self.dest.exists(&ts_key(iv.index)) {
+                self.write_ts(in_order, &iv, &pcm)?;
+            }
+        }
+        in_order.count = ready;
+        if self.settings.hls {
+            let entries = self.playlist_entries(ready);
+            let ended = ready == self.intervals.len();
+            let text = playlist::event_playlist(&entries, self.settings.interval, ended);
+            self.write(PLAYLIST_KEY, text.as_bytes())?;
+            in_order.listed = true;
+        }
         Ok(())
+    }
+
+    /// How many chunks from chunk 0 on are finished.
+    fn ready_in_order(&self) -> usize {
+        let st = self.lock_state();
+        self.intervals
+            .iter()
+            .take_while(|iv| st.chunks.contains_key(&iv.index))
+            .count()
     }
 
     /// Makes chunk `iv`'s MPEG-TS copy, continuing the audio of the one
     /// before when this run made that too.
-    fn write_ts(&self, listed: &mut Listing, iv: &Interval) -> Result<(), CommentaryError> {
-        if listed.series.as_ref().map(concat::TsSeries::next_index) != Some(iv.index) {
-            listed.series = Some(concat::TsSeries::new(
+    fn write_ts(
+        &self,
+        in_order: &mut InOrder,
+        iv: &Interval,
+        pcm: &[f32],
+    ) -> Result<(), CommentaryError> {
+        if in_order.series.as_ref().map(concat::TsSeries::next_index) != Some(iv.index) {
+            in_order.series = Some(concat::TsSeries::new(
                 self.settings.audio_bitrate.0,
                 self.timeline,
                 iv.index,
                 iv.first,
             )?);
         }
-        let Some(series) = listed.series.as_mut() else {
+        let Some(series) = in_order.series.as_mut() else {
             return Ok(());
         };
         let out = self
@@ -929,7 +993,7 @@ impl Run<'_> {
             .join("tmp")
             .join(format!("chunk_{:04}.ts", iv.index));
         let last = iv.index as usize + 1 == self.intervals.len();
-        series.segment(iv.index, &self.parts(iv), last, &out)?;
+        series.segment(iv.index, &self.parts(iv), pcm, last, &out)?;
         let bytes = std::fs::read(&out).map_err(|source| CommentaryError::Write {
             path: out.display().to_string(),
             source,
@@ -946,11 +1010,12 @@ impl Run<'_> {
         }
     }
 
-    fn playlist_entries(&self) -> Vec<playlist::Entry> {
+    fn playlist_entries(&self, count: usize) -> Vec<playlist::Entry> {
         let st = self.lock_state();
         self.intervals
             .iter()
-            .map_while(|iv| st.chunks.get(&iv.index).map(|&(f, e)| (iv.index, f, e)))
+            .take(count)
+            .filter_map(|iv| st.chunks.get(&iv.index).map(|&(f, e)| (iv.index, f, e)))
             .map(|(i, first, end)| playlist::Entry {
                 uri: format!("chunk_{i:04}.ts"),
                 duration: self.timeline.secs_of(end) - self.timeline.secs_of(first),
@@ -962,13 +1027,16 @@ impl Run<'_> {
     fn finish(&self, scratch: &Path, cancel: &CancelFlag) -> Result<String, CommentaryError> {
         let parts: Vec<ChunkParts> = self.intervals.iter().map(|iv| self.parts(iv)).collect();
         let out = scratch.join(FINAL_KEY);
-        concat::join(
-            &parts,
-            &self.timeline,
-            self.settings.audio_bitrate.0,
-            &out,
-            cancel,
-        )?;
+        let audio = {
+            let mut in_order = match self.in_order.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            self.advance_locked(&mut in_order)?;
+            in_order.audio.take()
+        }
+        .ok_or_else(|| CommentaryError::Input("the final audio was already used".into()))?;
+        concat::join(&parts, &self.timeline, audio, &out, cancel)?;
         let bytes = std::fs::read(&out).map_err(|source| CommentaryError::Write {
             path: out.display().to_string(),
             source,

@@ -372,13 +372,24 @@ impl AacStream {
         pcm: &[f32],
         out: &mut impl FnMut(ff::Packet) -> Result<()>,
     ) -> Result<()> {
-        self.pending.extend_from_slice(pcm);
-        let size = self.frame_size();
-        while self.pending.len() >= size * CHANNELS {
-            let rest = self.pending.split_off(size * CHANNELS);
-            let frame = std::mem::replace(&mut self.pending, rest);
+        let step = self.frame_size() * CHANNELS;
+        let mut input = pcm;
+        // Complete the frame left over from the last call first.
+        if !self.pending.is_empty() {
+            let take = (step - self.pending.len()).min(input.len());
+            self.pending.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            if self.pending.len() < step {
+                return Ok(());
+            }
+            let frame = std::mem::take(&mut self.pending);
             self.send(&frame, out)?;
         }
+        let mut frames = input.chunks_exact(step);
+        for frame in frames.by_ref() {
+            self.send(frame, out)?;
+        }
+        self.pending.extend_from_slice(frames.remainder());
         Ok(())
     }
 
@@ -400,7 +411,11 @@ impl AacStream {
     }
 
     fn frame_size(&self) -> usize {
-        (self.encoder.frame_size() as usize).max(1)
+        // Encoders without a fixed frame size take any; use AAC's.
+        match self.encoder.frame_size() as usize {
+            0 => 1024,
+            n => n,
+        }
     }
 
     fn send(
@@ -436,5 +451,29 @@ impl AacStream {
             out(std::mem::replace(&mut packet, ff::Packet::empty()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aac_gets_every_sample_in_whole_frames_however_pcm_arrives() {
+        let mut aac = AacStream::new(128_000, true).expect("encoder");
+        let mut packets = 0usize;
+        let mut count = |_: ff::Packet| -> Result<()> {
+            packets += 1;
+            Ok(())
+        };
+        // 3 x 1000 samples, then 2000: 5000 samples = 4 whole frames + 904.
+        for piece in [1000usize, 1000, 1000, 2000] {
+            aac.push(&vec![0.1; piece * CHANNELS], &mut count)
+                .expect("push");
+        }
+        assert_eq!(aac.pending.len(), 904 * CHANNELS);
+        aac.finish(&mut count).expect("finish");
+        // 5 frames of input plus the encoder's priming frame.
+        assert_eq!(packets, 6);
     }
 }
