@@ -297,8 +297,8 @@ struct Run<'a> {
     state: Mutex<State>,
     /// The chunks handled in order so far.
     in_order: Mutex<InOrder>,
-    /// A chunk became ready since `in_order` was last brought up to date.
-    in_order_dirty: AtomicBool,
+    /// Wakes the in-order thread while chunks are being built.
+    in_order_wake: Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 /// What is done with the chunks in order from chunk 0, as soon as each is
@@ -514,7 +514,7 @@ pub fn run(
             audio: Some(concat::FinalAudio::new(settings.audio_bitrate.0)?),
             series: None,
         }),
-        in_order_dirty: AtomicBool::new(false),
+        in_order_wake: Mutex::new(None),
     };
     let kept = run.kept_chunks();
     {
@@ -707,6 +707,7 @@ impl Run<'_> {
         // are done, or the run failed or was interrupted.
         let halt: CancelFlag = Arc::new(AtomicBool::new(false));
         let events_error: Mutex<Option<CommentaryError>> = Mutex::new(None);
+        let in_order_error: Mutex<Option<CommentaryError>> = Mutex::new(None);
         let report_speech = |s: Spoken<'_>| {
             if let Spoken::Failed { line, reason } = s {
                 warn(
@@ -781,12 +782,33 @@ impl Run<'_> {
                     });
                 }
             }
+            let (wake, woken) = std::sync::mpsc::channel::<()>();
+            if let Ok(mut slot) = self.in_order_wake.lock() {
+                *slot = Some(wake);
+            }
+            let in_order_error = &in_order_error;
+            scope.spawn(move || {
+                for () in woken {
+                    if let Err(e) = self.advance_now() {
+                        if let Ok(mut slot) = in_order_error.lock() {
+                            slot.get_or_insert(e);
+                        }
+                    }
+                }
+            });
             let wait = |end: f64| board.wait_until(end, cancel);
             let result = self.build_chunks(source, pending, scratch, &wait, cancel);
             halt.store(true, Ordering::SeqCst);
             board.close();
+            if let Ok(mut slot) = self.in_order_wake.lock() {
+                // The in-order thread drains what is queued, then ends.
+                slot.take();
+            }
             result
         });
+        if let Some(e) = in_order_error.into_inner().ok().flatten() {
+            return Err(e);
+        }
         if let Some(e) = events_error.into_inner().ok().flatten() {
             return Err(e);
         }
@@ -910,27 +932,26 @@ impl Run<'_> {
 
     /// Handles the chunks that are now ready in order from chunk 0: their
     /// PCM goes to the final audio and, with `--hls`, their MPEG-TS copies
-    /// are made and listed.
-    ///
-    /// Whoever finds another thread doing this leaves the work to it (that
-    /// thread looks again before it stops), so chunk workers never wait
-    /// for one another's audio encoding.
+    /// are made and listed. While chunks are being built this happens on
+    /// its own thread (chunk workers only wake it), so no worker waits for
+    /// audio encoding.
     fn advance_in_order(&self) -> Result<(), CommentaryError> {
-        self.in_order_dirty.store(true, Ordering::SeqCst);
-        loop {
-            let mut in_order = match self.in_order.try_lock() {
-                Ok(g) => g,
-                Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            };
-            while self.in_order_dirty.swap(false, Ordering::SeqCst) {
-                self.advance_locked(&mut in_order)?;
-            }
-            drop(in_order);
-            if !self.in_order_dirty.load(Ordering::SeqCst) {
-                return Ok(());
-            }
+        let wake = match self.in_order_wake.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        match wake {
+            Some(tx) if tx.send(()).is_ok() => Ok(()),
+            _ => self.advance_now(),
         }
+    }
+
+    fn advance_now(&self) -> Result<(), CommentaryError> {
+        let mut in_order = match self.in_order.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        self.advance_locked(&mut in_order)
     }
 
     fn advance_locked(&self, in_order: &mut InOrder) -> Result<(), CommentaryError> {
