@@ -335,7 +335,8 @@ fn write_mp4(enc: &Encoded, frame_ticks: i64, path: &Path) -> crate::media::Resu
     mux.finish()
 }
 
-fn read_and_remove(path: &Path) -> Result<Vec<u8>, CommentaryError> {
+/// Reads a finished temp file into memory and removes it.
+pub(super) fn read_and_remove(path: &Path) -> Result<Vec<u8>, CommentaryError> {
     let bytes = std::fs::read(path).map_err(|source| CommentaryError::Write {
         path: path.display().to_string(),
         source,

@@ -251,6 +251,15 @@ pub fn plan(total: u64, per_chunk: u64) -> Vec<Interval> {
         .collect()
 }
 
+/// Locks `m`, going on with the data of a thread that panicked while
+/// holding it (its panic is reported where it happened).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 /// Key of chunk `i` under the destination.
 pub fn chunk_key(i: u32) -> String {
     format!("chunks/chunk_{i:04}.mp4")

@@ -14,7 +14,7 @@ use super::tts::SpeechBackend;
 use super::voices::{self, Spoken, VoiceBoard};
 use super::writer::{self, IntervalInfo};
 use super::{
-    chunk_key, events, fingerprint, plan, playlist, script, ts_key, CommentaryError,
+    chunk_key, events, fingerprint, lock, plan, playlist, script, ts_key, CommentaryError,
     CommentarySettings, Finished, Interval, Job, LineSource, Probe, Timeline, FINAL_KEY,
     PLAYLIST_KEY,
 };
@@ -275,10 +275,7 @@ fn load_state(work_dir: &Path, fingerprint: &str) -> State {
 
 impl Run<'_> {
     fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.state)
     }
 
     fn save_state(&self) -> Result<(), CommentaryError> {
@@ -602,10 +599,7 @@ impl Run<'_> {
     /// its own thread (chunk workers only wake it), so no worker waits for
     /// audio encoding.
     fn advance_in_order(&self) -> Result<(), CommentaryError> {
-        let wake = match self.in_order_wake.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
+        let wake = lock(&self.in_order_wake).clone();
         match wake {
             Some(tx) if tx.send(()).is_ok() => Ok(()),
             _ => self.advance_now(),
@@ -613,11 +607,7 @@ impl Run<'_> {
     }
 
     fn advance_now(&self) -> Result<(), CommentaryError> {
-        let mut in_order = match self.in_order.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        self.advance_locked(&mut in_order)
+        self.advance_locked(&mut lock(&self.in_order))
     }
 
     fn advance_locked(&self, in_order: &mut InOrder) -> Result<(), CommentaryError> {
@@ -681,11 +671,7 @@ impl Run<'_> {
             .join(format!("chunk_{:04}.ts", iv.index));
         let last = iv.index as usize + 1 == self.intervals.len();
         series.segment(iv.index, &self.parts(iv), pcm, last, &out)?;
-        let bytes = std::fs::read(&out).map_err(|source| CommentaryError::Write {
-            path: out.display().to_string(),
-            source,
-        })?;
-        let _ = std::fs::remove_file(&out);
+        let bytes = chunk::read_and_remove(&out)?;
         self.write(&ts_key(iv.index), &bytes)
     }
 
@@ -715,21 +701,14 @@ impl Run<'_> {
         let parts: Vec<ChunkParts> = self.intervals.iter().map(|iv| self.parts(iv)).collect();
         let out = scratch.join(FINAL_KEY);
         let audio = {
-            let mut in_order = match self.in_order.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut in_order = lock(&self.in_order);
             self.advance_locked(&mut in_order)?;
             in_order.audio.take()
         }
         .ok_or_else(|| CommentaryError::Input("the final audio was already used".into()))?;
         concat::join(&parts, &self.timeline, audio, &out, cancel)?;
-        let bytes = std::fs::read(&out).map_err(|source| CommentaryError::Write {
-            path: out.display().to_string(),
-            source,
-        })?;
+        let bytes = chunk::read_and_remove(&out)?;
         self.write(FINAL_KEY, &bytes)?;
-        let _ = std::fs::remove_file(&out);
         self.lock_state().complete = true;
         self.save_state()?;
         // The final audio is encoded; the PCM (and bucket copies) can go.

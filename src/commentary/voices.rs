@@ -72,10 +72,7 @@ pub enum Spoken<'a> {
 
 impl VoiceBoard {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        match self.inner.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        super::lock(&self.inner)
     }
 
     /// Adds lines (in time order) and declares every line before
