@@ -686,6 +686,14 @@ fn interrupted_run_keeps_finished_chunks_and_a_rerun_makes_the_rest() {
     ok(&o);
     assert_eq!(events_of(&o, "complete").len(), 1);
     assert_eq!(modified(&kept[0]), kept_time);
+
+    // Other settings start over, and leave no chunk of the old layout.
+    let mut longer = args.to_vec();
+    longer[3] = "3";
+    let o = commentary(&clip, &out, &longer);
+    ok(&o);
+    assert_eq!(events_of(&o, "chunk_ready").len(), 2);
+    assert_eq!(chunk_paths(&out).len(), 2, "{:?}", chunk_paths(&out));
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

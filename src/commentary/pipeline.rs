@@ -675,6 +675,21 @@ impl Run<'_> {
         self.write(&ts_key(iv.index), &bytes)
     }
 
+    /// Removes chunks numbered past the last one, left by an earlier run
+    /// with other settings (a shorter interval), so `chunks/` holds exactly
+    /// this commentary.
+    fn remove_stale_chunks(&self) {
+        let mut i = self.intervals.len() as u32;
+        while self.dest.exists(&chunk_key(i)) || self.dest.exists(&ts_key(i)) {
+            for key in [chunk_key(i), ts_key(i)] {
+                if let Err(e) = self.dest.delete(&key) {
+                    tracing::warn!("cannot remove {}: {e}", self.dest.describe(&key));
+                }
+            }
+            i += 1;
+        }
+    }
+
     fn parts(&self, iv: &Interval) -> ChunkParts {
         ChunkParts {
             mp4: self.local_chunk(iv.index),
@@ -711,6 +726,7 @@ impl Run<'_> {
         self.write(FINAL_KEY, &bytes)?;
         self.lock_state().complete = true;
         self.save_state()?;
+        self.remove_stale_chunks();
         // The final audio is encoded; the PCM (and bucket copies) can go.
         for iv in &self.intervals {
             let _ = std::fs::remove_file(self.pcm_path(iv.index));
