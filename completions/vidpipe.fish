@@ -37,6 +37,7 @@ complete -c vidpipe -n "__fish_vidpipe_needs_command" -s V -l version -d 'Print 
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "upload-chunked" -d 'Upload files to S3 with parallel multipart parts, per-part retries and checksums, resuming an interrupted upload on re-run'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "captions" -d 'Segment transcripts (SRT, WebVTT, JSON; one per language) into WebVTT segments and HLS subtitle playlists, once (VOD) or live while the transcripts grow (--follow)'
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "commentary" -d 'Speak commentary over a video: fixed-interval MP4 chunks built in parallel (voice mixed over the ducked original audio), then joined'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s o -l output -d 'Output directory or s3://bucket/prefix; each input gets DEST/<input-stem>/' -r
@@ -98,6 +99,34 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s v -l verbos
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s V -l version -d 'Print version'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -s o -l output -d 'Output directory or s3://bucket/prefix: chunks/chunk_NNNN.mp4, commentary.mp4 and, with --hls, hls/' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l script -d 'YAML script: a list of lines, each with `at` (seconds or hh:mm:ss.mmm) and `text` to speak or `audio` (a pre-recorded file)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l writer -d 'With --auto: a shell command that reads an interval\'s events as JSON on stdin and prints the line to speak (e.g. an LLM CLI)' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l lines-per-interval -d 'With --auto: most lines per interval [default: 2]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l interval -d 'Chunk length, e.g. 30 or 30s (whole frames) [default: 30s]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l voice-delay -d 'Time from a line\'s `at` to the start of its voice [default: 1s]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l duck -d 'Level of the original audio while a voice plays: a gain from 0 to 1 (0.2 = 20%, about -14 dB), or `auto` for side-chain compression keyed by the voice [default: 0.2]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l tts-cmd -d 'TTS program as a template with {text} and {out} (the WAV file to write), e.g. \'piper -m voice.onnx -f {out} -- {text}\' [default: espeak-ng]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l voice -d 'espeak-ng voice, e.g. en-us (default TTS only)' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l tts-concurrency -d 'TTS programs running at once [default: 5]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l tts-timeout -d 'Time limit for one line\'s TTS (and one --writer run) [default: 30s]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l preset -d 'x264 preset, the same for every chunk [default: veryfast]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l video-bitrate -d 'H.264 bitrate [default: 2000k]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l audio-bitrate -d 'AAC bitrate [default: 128k]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l threads -d 'CPU threads to use in total [default: all cores]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
+bars\t'Progress bars on stderr'
+json\t'NDJSON events on stdout'
+none\t'No progress output'"
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l auto -d 'Make the lines from events detected in the video: scene cuts, loud moments and silence'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l events-only -d 'With --auto: print the detected events as JSON and stop'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l hls -d 'Also keep an HLS EVENT playlist (hls/commentary.m3u8, MPEG-TS copies of the chunks) that grows as chunks are made'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -s V -l version -d 'Print version'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'
@@ -108,8 +137,9 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s v -l verbose -
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s V -l version -d 'Print version'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions probe help" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions probe help" -f -a "upload-chunked" -d 'Upload files to S3 with parallel multipart parts, per-part retries and checksums, resuming an interrupted upload on re-run'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions probe help" -f -a "captions" -d 'Segment transcripts (SRT, WebVTT, JSON; one per language) into WebVTT segments and HLS subtitle playlists, once (VOD) or live while the transcripts grow (--follow)'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions probe help" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions probe help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "upload-chunked" -d 'Upload files to S3 with parallel multipart parts, per-part retries and checksums, resuming an interrupted upload on re-run'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "captions" -d 'Segment transcripts (SRT, WebVTT, JSON; one per language) into WebVTT segments and HLS subtitle playlists, once (VOD) or live while the transcripts grow (--follow)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "commentary" -d 'Speak commentary over a video: fixed-interval MP4 chunks built in parallel (voice mixed over the ducked original audio), then joined'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -23,6 +23,8 @@ pub struct ConfigFile {
     pub transcode_hls: Option<TranscodeHlsConfig>,
     /// Defaults for `captions`.
     pub captions: Option<CaptionsConfig>,
+    /// Defaults for `commentary`.
+    pub commentary: Option<CommentaryConfig>,
 }
 
 /// The `captions:` section.
@@ -80,6 +82,40 @@ pub struct TranscodeHlsConfig {
     pub preset: Option<Value<String>>,
     /// Highest output frame rate.
     pub max_fps: Option<Value<u32>>,
+    /// Total CPU threads.
+    pub threads: Option<Value<usize>>,
+}
+
+/// The `commentary:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CommentaryConfig {
+    /// Output directory.
+    pub output: Option<Value<String>>,
+    /// Chunk length.
+    pub interval: Option<Value<NumberOrText>>,
+    /// Voice delay after a line's time.
+    pub voice_delay: Option<Value<NumberOrText>>,
+    /// Duck gain or `auto`.
+    pub duck: Option<Value<NumberOrText>>,
+    /// TTS command template.
+    pub tts_cmd: Option<Value<String>>,
+    /// espeak-ng voice.
+    pub voice: Option<Value<String>>,
+    /// TTS programs at once.
+    pub tts_concurrency: Option<Value<usize>>,
+    /// Time limit per TTS line.
+    pub tts_timeout: Option<Value<NumberOrText>>,
+    /// `--auto` writer command.
+    pub writer: Option<Value<String>>,
+    /// `--auto` lines per interval.
+    pub lines_per_interval: Option<Value<usize>>,
+    /// x264 preset.
+    pub preset: Option<Value<String>>,
+    /// H.264 bitrate.
+    pub video_bitrate: Option<Value<NumberOrText>>,
+    /// AAC bitrate.
+    pub audio_bitrate: Option<Value<NumberOrText>>,
     /// Total CPU threads.
     pub threads: Option<Value<usize>>,
 }

@@ -4,13 +4,15 @@
 //! The CLI (`src/main.rs`, `src/cli/`) turns flags, environment and the YAML
 //! config file into validated settings and hands them to the jobs here:
 //! [`hls`] for adaptive-bitrate HLS, [`upload`] for resumable multipart
-//! uploads, [`captions`] for segmented WebVTT subtitles. Jobs are built on shared parts:
+//! uploads, [`captions`] for segmented WebVTT subtitles, [`commentary`] for
+//! voice commentary over video chunks. Jobs are built on shared parts:
 //! [`media`] (libav through `ffmpeg-next`: probe, decode, scale, encode, mux),
 //! [`progress`] (typed events behind one reporter trait), [`inputs`]
 //! (expanding paths, directories and URLs into a batch) and [`fsutil`]
 //! (atomic writes).
 
 pub mod captions;
+pub mod commentary;
 pub mod config;
 pub mod fsutil;
 pub mod hls;

@@ -79,6 +79,12 @@ fn run(cli: Cli) -> color_eyre::Result<cli::Outcome> {
             cli::captions::run(&run, &reporter, &cancel, chatty)
                 .map_err(color_eyre::eyre::Report::msg)
         }
+        Command::Commentary(args) => {
+            let run = cli::commentary::settings(&layers, args)?;
+            let cancel = cancel_on_signal();
+            cli::commentary::run(&run, reporter.as_ref(), &cancel, chatty)
+                .map_err(color_eyre::eyre::Report::msg)
+        }
         Command::Probe(args) => Ok(cli::probe(&args.input)),
     }
 }

@@ -114,10 +114,33 @@ pub enum Event {
         languages: Vec<String>,
         segments: u64,
     },
-    /// Something was repaired or left out; the job goes on.
+    /// Something was repaired, left out or degraded (a transcript
+    /// problem, a line without a voice, a short video); the job goes on.
     Warning { input: String, message: String },
     /// An input failed; the batch goes on.
     Error { input: String, message: String },
+    /// A stage of a job advanced: `done` of `total` units (commentary:
+    /// `events` intervals analysed, `speech` lines spoken, `chunks` built).
+    Status {
+        input: String,
+        stage: String,
+        done: u64,
+        total: u64,
+    },
+    /// A commentary chunk exists at `path` (seconds `start`..`end`).
+    ChunkReady {
+        input: String,
+        index: u32,
+        start: f64,
+        end: f64,
+        path: String,
+    },
+    /// A commentary is complete: the joined file is at `path`.
+    Complete {
+        input: String,
+        path: String,
+        chunks: u32,
+    },
 }
 
 impl Event {

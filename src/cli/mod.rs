@@ -8,6 +8,7 @@
 //! [`report`] reporter → `main` maps the outcome to an exit code.
 
 pub mod captions;
+pub mod commentary;
 pub mod report;
 pub mod settings;
 pub mod transcode;
@@ -72,6 +73,9 @@ pub enum Command {
     /// WebVTT segments and HLS subtitle playlists, once (VOD) or live
     /// while the transcripts grow (--follow).
     Captions(CaptionsArgs),
+    /// Speak commentary over a video: fixed-interval MP4 chunks built in
+    /// parallel (voice mixed over the ducked original audio), then joined.
+    Commentary(CommentaryArgs),
     /// Print facts about a media file or URL as JSON.
     Probe(ProbeArgs),
 }
@@ -136,6 +140,100 @@ pub struct CaptionsArgs {
     /// an end marker FILE.end beside it.
     #[arg(long, requires = "follow")]
     pub finish: bool,
+}
+
+/// Arguments of `commentary`.
+#[derive(Debug, Args)]
+pub struct CommentaryArgs {
+    /// The video: a file, an http(s) URL or an s3://bucket/key object.
+    #[arg(value_name = "VIDEO")]
+    pub video: String,
+
+    /// Output directory or s3://bucket/prefix: chunks/chunk_NNNN.mp4,
+    /// commentary.mp4 and, with --hls, hls/.
+    #[arg(short, long, env = "VIDPIPE_OUTPUT", value_name = "DEST")]
+    pub output: Option<String>,
+
+    /// YAML script: a list of lines, each with `at` (seconds or
+    /// hh:mm:ss.mmm) and `text` to speak or `audio` (a pre-recorded file).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "auto",
+        conflicts_with = "auto"
+    )]
+    pub script: Option<PathBuf>,
+
+    /// Make the lines from events detected in the video: scene cuts, loud
+    /// moments and silence.
+    #[arg(long)]
+    pub auto: bool,
+
+    /// With --auto: a shell command that reads an interval's events as
+    /// JSON on stdin and prints the line to speak (e.g. an LLM CLI).
+    #[arg(long, value_name = "CMD", requires = "auto", env = "VIDPIPE_WRITER")]
+    pub writer: Option<String>,
+
+    /// With --auto: print the detected events as JSON and stop.
+    #[arg(long, requires = "auto")]
+    pub events_only: bool,
+
+    /// With --auto: most lines per interval [default: 2].
+    #[arg(long, value_name = "N")]
+    pub lines_per_interval: Option<usize>,
+
+    /// Chunk length, e.g. 30 or 30s (whole frames) [default: 30s].
+    #[arg(long, env = "VIDPIPE_INTERVAL", value_name = "DURATION")]
+    pub interval: Option<String>,
+
+    /// Time from a line's `at` to the start of its voice [default: 1s].
+    #[arg(long, env = "VIDPIPE_VOICE_DELAY", value_name = "DURATION")]
+    pub voice_delay: Option<String>,
+
+    /// Level of the original audio while a voice plays: a gain from 0 to 1
+    /// (0.2 = 20%, about -14 dB), or `auto` for side-chain compression
+    /// keyed by the voice [default: 0.2].
+    #[arg(long, env = "VIDPIPE_DUCK", value_name = "GAIN|auto")]
+    pub duck: Option<String>,
+
+    /// TTS program as a template with {text} and {out} (the WAV file to
+    /// write), e.g. 'piper -m voice.onnx -f {out} -- {text}'
+    /// [default: espeak-ng].
+    #[arg(long, env = "VIDPIPE_TTS_CMD", value_name = "TEMPLATE")]
+    pub tts_cmd: Option<String>,
+
+    /// espeak-ng voice, e.g. en-us (default TTS only).
+    #[arg(long, env = "VIDPIPE_VOICE", value_name = "NAME")]
+    pub voice: Option<String>,
+
+    /// TTS programs running at once [default: 5].
+    #[arg(long, env = "VIDPIPE_TTS_CONCURRENCY", value_name = "N")]
+    pub tts_concurrency: Option<usize>,
+
+    /// Time limit for one line's TTS (and one --writer run) [default: 30s].
+    #[arg(long, env = "VIDPIPE_TTS_TIMEOUT", value_name = "DURATION")]
+    pub tts_timeout: Option<String>,
+
+    /// Also keep an HLS EVENT playlist (hls/commentary.m3u8, MPEG-TS
+    /// copies of the chunks) that grows as chunks are made.
+    #[arg(long)]
+    pub hls: bool,
+
+    /// x264 preset, the same for every chunk [default: veryfast].
+    #[arg(long, env = "VIDPIPE_PRESET")]
+    pub preset: Option<String>,
+
+    /// H.264 bitrate [default: 2000k].
+    #[arg(long, env = "VIDPIPE_VIDEO_BITRATE", value_name = "BITRATE")]
+    pub video_bitrate: Option<String>,
+
+    /// AAC bitrate [default: 128k].
+    #[arg(long, env = "VIDPIPE_AUDIO_BITRATE", value_name = "BITRATE")]
+    pub audio_bitrate: Option<String>,
+
+    /// CPU threads to use in total [default: all cores].
+    #[arg(long, env = "VIDPIPE_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// Arguments of `upload-chunked`.

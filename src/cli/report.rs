@@ -167,7 +167,24 @@ impl Reporter for Bars {
                     .multi
                     .println(format!("resuming from segment {from_segment}"));
             }
-            Event::Done { .. } | Event::Error { .. } => {
+            Event::Status {
+                stage, done, total, ..
+            } => {
+                let bar = state.bars.entry(stage.clone()).or_insert_with(|| {
+                    let bar = self.multi.add(ProgressBar::new(total.max(1)));
+                    bar.set_style(Self::style(
+                        "{prefix:>10} [{bar:40}] {pos}/{len} {elapsed_precise}",
+                    ));
+                    bar.set_prefix(stage.clone());
+                    (bar, 0.0)
+                });
+                bar.0.set_length(total.max(1));
+                bar.0.set_position(done);
+            }
+            Event::ChunkReady { index, path, .. } => {
+                let _ = self.multi.println(format!("chunk {index:>4}  {path}"));
+            }
+            Event::Done { .. } | Event::Error { .. } | Event::Complete { .. } => {
                 if let Some(overall) = state.overall.take() {
                     overall.finish_and_clear();
                 }
@@ -252,7 +269,7 @@ impl Reporter for Bars {
                     spinner.finish_and_clear();
                 }
             }
-            // Warnings reach stderr through the log already.
+            // Warnings are printed on stderr by the subcommands.
             Event::Probe { .. }
             | Event::PartDone { .. }
             | Event::Presigned { .. }

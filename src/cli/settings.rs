@@ -36,6 +36,9 @@ pub enum SettingsError {
     /// Something required is missing.
     #[error("{0}")]
     Missing(String),
+    /// A commentary script is bad (the message names its file and line).
+    #[error(transparent)]
+    Script(#[from] vidpipe::commentary::script::ScriptError),
 }
 
 /// The loaded config file and where it came from.
@@ -79,13 +82,25 @@ impl Layers {
         }
     }
 
+    /// The loaded config file.
+    pub(super) fn file(&self) -> &ConfigFile {
+        &self.file
+    }
+
+    /// The endpoint for s3:// destinations, from `--endpoint-url`.
+    pub(super) fn s3(&self) -> S3Options {
+        S3Options {
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
+
     fn bad<T>(&self, value: &Value<T>, key: &str, reason: &str) -> SettingsError {
         value_error(&self.path, key, value, reason).into()
     }
 
     /// Resolves one setting: the flag/env value if given, else the config
     /// value, else the default; both sources go through `parse`.
-    fn resolve<F, C, T>(
+    pub(super) fn resolve<F, C, T>(
         &self,
         flag: (&str, Option<F>),
         config: (&str, Option<&Value<C>>),
@@ -200,9 +215,7 @@ impl Layers {
         Ok(TranscodeRun {
             inputs: args.inputs.clone(),
             output,
-            s3: S3Options {
-                endpoint_url: self.endpoint_url.clone(),
-            },
+            s3: self.s3(),
             delete_source: args.delete_source,
             shard,
             settings: TranscodeSettings {
@@ -501,7 +514,7 @@ fn segment_format(f: SegmentFormatArg) -> SegmentFormat {
     }
 }
 
-fn parse_audio_bitrate(s: &str) -> Result<Bitrate, String> {
+pub(super) fn parse_audio_bitrate(s: &str) -> Result<Bitrate, String> {
     let b = Bitrate::parse(s)?;
     if !(32_000..=512_000).contains(&b.0) {
         return Err(format!("audio bitrate {b} must be between 32k and 512k"));
@@ -519,7 +532,7 @@ fn parse_segment_ms(s: &str) -> Result<u32, String> {
     Ok((secs * 1000.0).round() as u32)
 }
 
-fn parse_preset(s: &str) -> Result<String, String> {
+pub(super) fn parse_preset(s: &str) -> Result<String, String> {
     if PRESETS.contains(&s) {
         Ok(s.to_string())
     } else {

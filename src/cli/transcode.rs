@@ -122,7 +122,7 @@ pub fn run(
 /// destinations; for buckets, under the user's state directory
 /// (`$XDG_STATE_HOME/vidpipe` or `~/.local/state/vidpipe`), keyed by bucket,
 /// prefix and stem.
-fn state_dir(output: &Location, stem: &str) -> PathBuf {
+pub(super) fn state_dir(output: &Location, stem: &str) -> PathBuf {
     match output {
         Location::Local(dir) => dir.join(stem),
         Location::S3 { bucket, prefix } => super::state_root()

@@ -40,26 +40,7 @@ impl AudioTranscoder {
             .decoder()
             .audio()
             .av(|| "opening the audio decoder".into())?;
-        let codec = ff::encoder::find(ff::codec::Id::AAC)
-            .ok_or_else(|| MediaError::Unsupported("libavcodec has no AAC encoder".into()))?;
-        let mut enc = ff::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .audio()
-            .av(|| "creating the AAC encoder".into())?;
-        enc.set_rate(SAMPLE_RATE);
-        enc.set_channel_layout(ff::ChannelLayout::STEREO);
-        enc.set_channels(2);
-        enc.set_format(ff::format::Sample::F32(ff::format::sample::Type::Planar));
-        enc.set_bit_rate(bitrate as usize);
-        enc.set_time_base(ff::Rational(1, SAMPLE_RATE));
-        if global_header {
-            enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
-        }
-        let mut options = ff::Dictionary::new();
-        options.set("profile", "aac_low");
-        let encoder = enc
-            .open_with(options)
-            .av(|| "opening the AAC encoder".into())?;
+        let encoder = open_aac(bitrate, global_header)?;
         Ok(AudioTranscoder {
             decoder,
             encoder,
@@ -169,20 +150,7 @@ impl AudioTranscoder {
     }
 
     fn build_graph(&self, first: &ff::frame::Audio) -> Result<ff::filter::Graph> {
-        let layout = if first.channel_layout().is_empty() {
-            ff::ChannelLayout::default(i32::from(first.channels()))
-        } else {
-            first.channel_layout()
-        };
-        let fmt: ff::ffi::AVSampleFormat = first.format().into();
-        let args = format!(
-            "time_base={}/{}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
-            self.in_time_base.numerator(),
-            self.in_time_base.denominator(),
-            first.rate(),
-            fmt as i32,
-            layout.bits()
-        );
+        let args = abuffer_args(first, self.in_time_base);
         let chain =
             format!("aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo");
         let mut graph = super::filter_graph("abuffer", &args, "abuffersink", &chain)?;
@@ -191,4 +159,47 @@ impl AudioTranscoder {
         }
         Ok(graph)
     }
+}
+
+/// Opens an AAC-LC stereo 48 kHz encoder at `bitrate` (with the
+/// AudioSpecificConfig in extradata when `global_header`, for MP4).
+pub fn open_aac(bitrate: u64, global_header: bool) -> Result<ff::encoder::audio::Encoder> {
+    let codec = ff::encoder::find(ff::codec::Id::AAC)
+        .ok_or_else(|| MediaError::Unsupported("libavcodec has no AAC encoder".into()))?;
+    let mut enc = ff::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .audio()
+        .av(|| "creating the AAC encoder".into())?;
+    enc.set_rate(SAMPLE_RATE);
+    enc.set_channel_layout(ff::ChannelLayout::STEREO);
+    enc.set_channels(2);
+    enc.set_format(ff::format::Sample::F32(ff::format::sample::Type::Planar));
+    enc.set_bit_rate(bitrate as usize);
+    enc.set_time_base(ff::Rational(1, SAMPLE_RATE));
+    if global_header {
+        enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+    }
+    let mut options = ff::Dictionary::new();
+    options.set("profile", "aac_low");
+    enc.open_with(options)
+        .av(|| "opening the AAC encoder".into())
+}
+
+/// The `abuffer` source arguments for frames shaped like `first`, whose
+/// timestamps are in `time_base`.
+pub fn abuffer_args(first: &ff::frame::Audio, time_base: ff::Rational) -> String {
+    let layout = if first.channel_layout().is_empty() {
+        ff::ChannelLayout::default(i32::from(first.channels()))
+    } else {
+        first.channel_layout()
+    };
+    let fmt: ff::ffi::AVSampleFormat = first.format().into();
+    format!(
+        "time_base={}/{}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
+        time_base.numerator(),
+        time_base.denominator(),
+        first.rate(),
+        fmt as i32,
+        layout.bits()
+    )
 }

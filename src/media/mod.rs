@@ -2,13 +2,17 @@
 //!
 //! Jobs never call `ffmpeg-next` directly; they use these pieces:
 //! [`probe`] (facts about an input), [`video`] (decode once, orient, scale,
-//! H.264 encode), [`audio`] (decode, downmix, AAC encode), [`mux`]
-//! (segment muxers writing to memory) and [`thumbnail`] (one JPEG).
+//! H.264 encode), [`audio`] (decode, downmix, AAC encode), [`pcm`] (exact
+//! sample ranges, multi-input audio graphs, AAC from PCM), [`mux`]
+//! (segment muxers writing to memory), [`filemux`] (whole MP4/TS files)
+//! and [`thumbnail`] (one JPEG).
 //! Scalers and filter graphs are created inside the thread that uses them.
 
 pub mod audio;
 pub mod codecs;
+pub mod filemux;
 pub mod mux;
+pub mod pcm;
 pub mod probe;
 pub mod thumbnail;
 pub mod video;
