@@ -36,6 +36,11 @@ fn run(cli: Cli) -> color_eyre::Result<cli::Outcome> {
         ProgressMode::Auto | ProgressMode::None => Box::new(Silent),
     };
     let chatty = cli.quiet == 0 && progress != ProgressMode::Json;
+    // Warnings reach a terminal user whatever --progress shows.
+    let warnings = cli::PrintWarnings {
+        inner: reporter.as_ref(),
+        print: cli.quiet == 0,
+    };
     match &cli.command {
         Command::TranscodeHls(args) => {
             let run = layers.transcode(args)?;
@@ -72,17 +77,13 @@ fn run(cli: Cli) -> color_eyre::Result<cli::Outcome> {
         Command::Captions(args) => {
             let run = layers.captions(args)?;
             let cancel = cancel_on_signal();
-            let reporter = cli::PrintWarnings {
-                inner: reporter.as_ref(),
-                print: cli.quiet == 0,
-            };
-            cli::captions::run(&run, &reporter, &cancel, chatty)
+            cli::captions::run(&run, &warnings, &cancel, chatty)
                 .map_err(color_eyre::eyre::Report::msg)
         }
         Command::Commentary(args) => {
             let run = cli::commentary::settings(&layers, args)?;
             let cancel = cancel_on_signal();
-            cli::commentary::run(&run, reporter.as_ref(), &cancel, chatty)
+            cli::commentary::run(&run, &warnings, &cancel, chatty)
                 .map_err(color_eyre::eyre::Report::msg)
         }
         Command::Probe(args) => Ok(cli::probe(&args.input)),

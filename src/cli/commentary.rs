@@ -17,7 +17,7 @@ use vidpipe::commentary::writer::Wording;
 use vidpipe::commentary::{self, CommentaryError, CommentarySettings, Job, LineSource};
 use vidpipe::config::NumberOrText;
 use vidpipe::inputs::expand;
-use vidpipe::progress::{Event, Reporter};
+use vidpipe::progress::Reporter;
 use vidpipe::storage::{Destination, LocalDir, Location, S3Dest, S3Options, S3Session};
 use vidpipe::units::{parse_seconds, Bitrate};
 use vidpipe::CancelFlag;
@@ -273,19 +273,6 @@ fn parse_video_bitrate(s: &str) -> Result<Bitrate, String> {
     Ok(b)
 }
 
-/// Shows warnings on stderr (through the log) whatever the progress mode,
-/// and passes every event on.
-struct WarningsToLog<'a>(&'a dyn Reporter);
-
-impl Reporter for WarningsToLog<'_> {
-    fn report(&self, event: Event) {
-        if let Event::Warning { input, message } = &event {
-            tracing::warn!("{input}: {message}");
-        }
-        self.0.report(event);
-    }
-}
-
 /// Runs `commentary`. `Err` is a usage error (a bad script): exit 2.
 pub fn run(
     run: &CommentaryRun,
@@ -293,7 +280,6 @@ pub fn run(
     cancel: &CancelFlag,
     chatty: bool,
 ) -> Result<Outcome, String> {
-    let reporter = &WarningsToLog(reporter);
     let needs_s3 =
         matches!(run.output, Some(Location::S3 { .. })) || run.video.starts_with("s3://");
     let session = if needs_s3 {
