@@ -4,11 +4,11 @@
 use super::settings::{CaptionsRun, MasterPath};
 use super::{fail, Outcome};
 use std::path::{Component, PathBuf};
-use std::sync::Arc;
+
 use vidpipe::captions::live::{Follower, LiveSettings};
 use vidpipe::captions::{self, CaptionsError, Track};
 use vidpipe::progress::{Event, Reporter};
-use vidpipe::storage::{Destination, LocalDir, Location, S3Dest, S3Session};
+use vidpipe::storage::{Destination, Location};
 use vidpipe::CancelFlag;
 
 /// Runs `captions`; `Err` is a usage problem (exit 2).
@@ -34,24 +34,25 @@ pub fn run(
                 ..
             })
         );
-    let session = if needs_s3 {
-        match S3Session::connect(&run.s3) {
-            Ok(session) => Some(session),
-            Err(e) => {
-                fail(reporter, "S3", &format!("cannot set up the S3 client: {e}"));
-                return Ok(Outcome::SomeFailed);
-            }
-        }
-    } else {
-        None
+    let session = match super::s3_session(needs_s3, &run.s3, reporter) {
+        Ok(session) => session,
+        Err(outcome) => return Ok(outcome),
     };
-    let dest = destination(&run.output, session.as_ref());
+    let no_session = |location: &Location| {
+        fail(reporter, &location.to_string(), "no S3 connection");
+        Outcome::SomeFailed
+    };
+    let Some(dest) = super::destination(&run.output, session.as_ref()) else {
+        return Ok(no_session(&run.output));
+    };
     let mut settings = run.settings.clone();
-    let master = run
-        .master
-        .as_ref()
-        .zip(master_uri)
-        .map(|(m, uri)| (destination(&m.dir, session.as_ref()), m.name.clone(), uri));
+    let master = match run.master.as_ref().zip(master_uri) {
+        Some((m, uri)) => match super::destination(&m.dir, session.as_ref()) {
+            Some(master_dest) => Some((master_dest, m.name.clone(), uri)),
+            None => return Ok(no_session(&m.dir)),
+        },
+        None => None,
+    };
     if let (Some((master_dest, name, _)), false) = (&master, run.mpegts_given) {
         settings.layout.mpegts = captions::mpegts_for_master(master_dest.as_ref(), name);
     }
@@ -173,17 +174,6 @@ fn finished(reporter: &dyn Reporter, dest: &dyn Destination, tracks: &[Track], s
     });
 }
 
-fn destination(location: &Location, session: Option<&Arc<S3Session>>) -> Box<dyn Destination> {
-    match (location, session) {
-        (Location::S3 { bucket, prefix }, Some(session)) => {
-            Box::new(S3Dest::new(session.clone(), bucket, prefix))
-        }
-        (Location::Local(dir), _) => Box::new(LocalDir::new(dir)),
-        // `run` connects whenever a location is in a bucket.
-        (Location::S3 { .. }, None) => unreachable!("S3 location without a session"),
-    }
-}
-
 /// The live state file: beside the output for a local directory, under
 /// the user's state directory for a bucket.
 fn state_path(output: &Location) -> PathBuf {
@@ -213,8 +203,8 @@ fn master_uris(
     if from_root != to_root {
         return Err(format!(
             "--master is in {} but the captions go to {}: give --base-url so the master can point at them",
-            describe(&master.dir),
-            describe(output)
+            master.dir,
+            output
         ));
     }
     let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
@@ -224,13 +214,6 @@ fn master_uris(
         prefix.push('/');
     }
     Ok(prefix)
-}
-
-fn describe(location: &Location) -> String {
-    match location {
-        Location::Local(dir) => dir.display().to_string(),
-        Location::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
-    }
 }
 
 /// A directory as a root (`""` for this machine, `s3://bucket`) and its

@@ -18,7 +18,7 @@ use vidpipe::commentary::{self, CommentaryError, CommentarySettings, Job, LineSo
 use vidpipe::config::NumberOrText;
 use vidpipe::inputs::expand;
 use vidpipe::progress::Reporter;
-use vidpipe::storage::{Destination, LocalDir, Location, S3Dest, S3Options, S3Session};
+use vidpipe::storage::{Location, S3Options};
 use vidpipe::units::{parse_seconds, Bitrate};
 use vidpipe::CancelFlag;
 
@@ -282,16 +282,9 @@ pub fn run(
 ) -> Result<Outcome, String> {
     let needs_s3 =
         matches!(run.output, Some(Location::S3 { .. })) || run.video.starts_with("s3://");
-    let session = if needs_s3 {
-        match S3Session::connect(&run.s3) {
-            Ok(session) => Some(session),
-            Err(e) => {
-                fail(reporter, "S3", &format!("cannot set up the S3 client: {e}"));
-                return Ok(Outcome::SomeFailed);
-            }
-        }
-    } else {
-        None
+    let session = match super::s3_session(needs_s3, &run.s3, reporter) {
+        Ok(session) => session,
+        Err(outcome) => return Ok(outcome),
     };
     let (items, problems) = expand(std::slice::from_ref(&run.video), session.as_deref());
     if let Some(p) = problems.first() {
@@ -340,15 +333,13 @@ pub fn run(
             },
         );
     }
-    let dest: Box<dyn Destination> = match (&run.output, &session) {
-        (Some(Location::S3 { bucket, prefix }), Some(session)) => {
-            Box::new(S3Dest::new(session.clone(), bucket, prefix))
-        }
-        (Some(Location::Local(dir)), _) => Box::new(LocalDir::new(dir)),
-        _ => {
-            fail(reporter, &run.video, "no usable output destination");
-            return Ok(Outcome::SomeFailed);
-        }
+    let Some(dest) = run
+        .output
+        .as_ref()
+        .and_then(|output| super::destination(output, session.as_ref()))
+    else {
+        fail(reporter, &run.video, "no usable output destination");
+        return Ok(Outcome::SomeFailed);
     };
     let backend: Box<dyn SpeechBackend> = match &run.tts_cmd {
         Some(t) => Box::new(t.clone()),

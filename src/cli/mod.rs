@@ -451,6 +451,40 @@ impl vidpipe::progress::Reporter for PrintWarnings<'_> {
     }
 }
 
+/// Connects to S3 when `needed` (an s3:// input or output); a failure is
+/// reported like a failed input and ends the command with exit code 1.
+pub fn s3_session(
+    needed: bool,
+    options: &vidpipe::storage::S3Options,
+    reporter: &dyn vidpipe::progress::Reporter,
+) -> Result<Option<std::sync::Arc<vidpipe::storage::S3Session>>, Outcome> {
+    if !needed {
+        return Ok(None);
+    }
+    vidpipe::storage::S3Session::connect(options)
+        .map(Some)
+        .map_err(|e| {
+            fail(reporter, "S3", &format!("cannot set up the S3 client: {e}"));
+            Outcome::SomeFailed
+        })
+}
+
+/// Where `location` is written: a local directory, or a bucket through
+/// `session` (`None` for a bucket without a session).
+pub fn destination(
+    location: &vidpipe::storage::Location,
+    session: Option<&std::sync::Arc<vidpipe::storage::S3Session>>,
+) -> Option<Box<dyn vidpipe::storage::Destination>> {
+    use vidpipe::storage::{LocalDir, Location, S3Dest};
+    match (location, session) {
+        (Location::Local(dir), _) => Some(Box::new(LocalDir::new(dir))),
+        (Location::S3 { bucket, prefix }, Some(session)) => {
+            Some(Box::new(S3Dest::new(session.clone(), bucket, prefix)))
+        }
+        (Location::S3 { .. }, None) => None,
+    }
+}
+
 /// Where vidpipe keeps state that must outlive a run (checkpoints of bucket
 /// outputs, upload journals): `$XDG_STATE_HOME/vidpipe`, else
 /// `~/.local/state/vidpipe`, else the temp dir.

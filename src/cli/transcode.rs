@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use vidpipe::hls::{self, HlsError, Job};
 use vidpipe::inputs::expand;
 use vidpipe::progress::Reporter;
-use vidpipe::storage::{Destination, LocalDir, Location, S3Dest, S3Session};
+use vidpipe::storage::Location;
 use vidpipe::CancelFlag;
 
 /// Transcodes every input of `run`.
@@ -23,16 +23,9 @@ pub fn run(
 ) -> Outcome {
     let needs_s3 = matches!(run.output, Location::S3 { .. })
         || run.inputs.iter().any(|i| i.starts_with("s3://"));
-    let session = if needs_s3 {
-        match S3Session::connect(&run.s3) {
-            Ok(session) => Some(session),
-            Err(e) => {
-                fail(reporter, "S3", &format!("cannot set up the S3 client: {e}"));
-                return Outcome::SomeFailed;
-            }
-        }
-    } else {
-        None
+    let session = match super::s3_session(needs_s3, &run.s3, reporter) {
+        Ok(session) => session,
+        Err(outcome) => return outcome,
     };
     let (mut items, problems) = expand(&run.inputs, session.as_deref());
     let mut failed = 0usize;
@@ -53,19 +46,9 @@ pub fn run(
         fail(reporter, &inputs, "no video files found");
         return Outcome::SomeFailed;
     }
-    let dest: Box<dyn Destination> = match (&run.output, &session) {
-        (Location::S3 { bucket, prefix }, Some(session)) => {
-            Box::new(S3Dest::new(session.clone(), bucket, prefix))
-        }
-        (Location::Local(dir), _) => Box::new(LocalDir::new(dir)),
-        (Location::S3 { bucket, prefix }, None) => {
-            fail(
-                reporter,
-                &format!("s3://{bucket}/{prefix}"),
-                "no S3 connection",
-            );
-            return Outcome::SomeFailed;
-        }
+    let Some(dest) = super::destination(&run.output, session.as_ref()) else {
+        fail(reporter, &run.output.to_string(), "no S3 connection");
+        return Outcome::SomeFailed;
     };
     for item in &items {
         let job = Job {

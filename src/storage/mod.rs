@@ -60,6 +60,15 @@ pub enum Location {
     },
 }
 
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(dir) => write!(f, "{}", dir.display()),
+            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
 impl Location {
     /// Parses `s3://bucket[/prefix]` or a local path.
     pub fn parse(text: &str) -> Result<Self, String> {
