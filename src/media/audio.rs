@@ -118,11 +118,7 @@ impl AudioTranscoder {
     ) -> std::result::Result<(), E> {
         loop {
             let mut frame = ff::frame::Audio::empty();
-            let got = match self.graph.as_mut().and_then(|g| g.get("out")) {
-                Some(mut sink) => sink.sink().frame(&mut frame).is_ok(),
-                None => false,
-            };
-            if !got {
+            if !super::pull_frame(self.graph.as_mut(), &mut frame) {
                 return Ok(());
             }
             let Some(pts) = frame.pts() else { continue };

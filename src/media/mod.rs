@@ -135,6 +135,16 @@ pub fn filter_graph(
     Ok(graph)
 }
 
+/// Takes the next filtered frame from the `out` sink of a graph built by
+/// [`filter_graph`] into `frame`; `false` when none is ready yet, the graph
+/// has ended, or there is no graph.
+pub fn pull_frame(graph: Option<&mut ff::filter::Graph>, frame: &mut ff::Frame) -> bool {
+    match graph.and_then(|g| g.get("out")) {
+        Some(mut sink) => sink.sink().frame(frame).is_ok(),
+        None => false,
+    }
+}
+
 /// Converts a libav rational to f64, treating 0/0 as 0.
 pub fn rational_f64(r: ff::Rational) -> f64 {
     if r.denominator() == 0 {

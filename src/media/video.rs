@@ -188,11 +188,7 @@ impl VideoDecoder {
         };
         loop {
             let mut frame = Frame::empty();
-            let got = match graph.get("out") {
-                Some(mut sink) => sink.sink().frame(&mut frame).is_ok(),
-                None => false,
-            };
-            if !got {
+            if !super::pull_frame(Some(&mut *graph), &mut frame) {
                 return Ok(());
             }
             out(frame)?;
