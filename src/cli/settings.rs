@@ -318,9 +318,7 @@ impl Layers {
             tracks: parse_tracks(&args.tracks)?,
             output,
             master,
-            s3: S3Options {
-                endpoint_url: self.endpoint_url.clone(),
-            },
+            s3: self.s3(),
             settings: CaptionSettings {
                 layout: Layout {
                     segment_ms: u64::from(segment_ms),
