@@ -62,9 +62,9 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s q -l q
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s V -l version -d 'Print version'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l presign -d 'After each upload, print a presigned GET URL valid this long (e.g. 1h; 7d is the most S3 allows)' -r
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l part-size -d 'Bytes per part, 5MiB to 5GiB; files up to this size go up in one PUT; grown automatically to stay within 10,000 parts' -r
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l concurrency -d 'Parts in flight at once, across all files' -r
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l attempts -d 'Attempts per part before the file fails' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l part-size -d 'Bytes per part, 5MiB to 5GiB; files up to this size go up in one PUT; grown automatically to stay within 10,000 parts [default: 8MiB]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l concurrency -d 'Parts in flight at once, across all files [default: 8]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l attempts -d 'Attempts per part before the file fails [default: 6]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'
@@ -100,7 +100,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s q -l quiet 
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s V -l version -d 'Print version'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -s o -l output -d 'Output directory or s3://bucket/prefix: chunks/chunk_NNNN.mp4, commentary.mp4 and, with --hls, hls/' -r
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l script -d 'YAML script: a list of lines, each with `at` (seconds or hh:mm:ss.mmm) and `text` to speak or `audio` (a pre-recorded file)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l script -d 'YAML script: a list of lines, each with `at` (seconds or hh:mm:ss.mmm) and `text` to speak or `audio` (a pre-recorded file)' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l writer -d 'With --auto: a shell command that reads an interval\'s events as JSON on stdin and prints the line to speak (e.g. an LLM CLI)' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l lines-per-interval -d 'With --auto: most lines per interval [default: 2]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l interval -d 'Chunk length, e.g. 30 or 30s (whole frames) [default: 30s]' -r

@@ -13,111 +13,159 @@ use std::path::{Path, PathBuf};
 /// A config value with the line it came from.
 pub type Value<T> = Spanned<T>;
 
-/// The whole file.
+/// The whole file. Every value is a [`Scalar`] so that one parser per
+/// setting (the flag's) checks it and names the key when it is wrong.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ConfigFile {
     /// Default for `--progress`.
-    pub progress: Option<Value<String>>,
+    pub progress: Option<Value<Scalar>>,
+    /// Default for `--verbose` (a count: 1 debug, 2 trace).
+    pub verbose: Option<Value<Scalar>>,
+    /// Default for `--quiet` (a count: 1 errors only, 2 nothing).
+    pub quiet: Option<Value<Scalar>>,
+    /// Default for `--endpoint-url`.
+    pub endpoint_url: Option<Value<Scalar>>,
     /// Defaults for `transcode-hls`.
     pub transcode_hls: Option<TranscodeHlsConfig>,
+    /// Defaults for `upload-chunked`.
+    pub upload_chunked: Option<UploadConfig>,
     /// Defaults for `captions`.
     pub captions: Option<CaptionsConfig>,
     /// Defaults for `commentary`.
     pub commentary: Option<CommentaryConfig>,
 }
 
-/// The `captions:` section.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CaptionsConfig {
-    /// Output directory or s3:// prefix.
-    pub output: Option<Value<String>>,
-    /// Segment duration.
-    pub segment_duration: Option<Value<NumberOrText>>,
-    /// MPEG-TS time of cue time 0.
-    pub mpegts_offset: Option<Value<u64>>,
-    /// Base URL of segment URIs.
-    pub base_url: Option<Value<String>>,
-    /// Live: time between ticks.
-    pub interval: Option<Value<NumberOrText>>,
-    /// Live: segments per playlist.
-    pub window: Option<Value<u64>>,
-}
-
-/// A number or a string with a unit (`6`, `"6s"`).
+/// One config value as written: a boolean, a number or text (`6`, `"6s"`,
+/// `true`). Its meaning comes from the setting's parser.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
-pub enum NumberOrText {
+pub enum Scalar {
+    /// `true` or `false`.
+    Bool(bool),
     /// A plain number.
     Number(f64),
     /// Text such as `6s` or `2800k`.
     Text(String),
 }
 
-impl fmt::Display for NumberOrText {
+impl fmt::Display for Scalar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NumberOrText::Number(n) => write!(f, "{n}"),
-            NumberOrText::Text(t) => f.write_str(t),
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Number(n) => write!(f, "{n}"),
+            Scalar::Text(t) => f.write_str(t),
         }
     }
 }
 
-/// The `transcode-hls:` section.
+/// A config section's value of one setting.
+pub type Setting = Option<Value<Scalar>>;
+
+/// The `transcode-hls:` section (keys are the long flags).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TranscodeHlsConfig {
-    /// Output directory.
-    pub output: Option<Value<String>>,
-    /// Ladder, `1080:5000k,720:2800k,...`.
-    pub ladder: Option<Value<String>>,
-    /// Audio bitrate.
-    pub audio_bitrate: Option<Value<NumberOrText>>,
-    /// Segment duration.
-    pub segment_duration: Option<Value<NumberOrText>>,
-    /// `ts` or `fmp4`.
-    pub segment_format: Option<Value<String>>,
-    /// x264 preset.
-    pub preset: Option<Value<String>>,
-    /// Highest output frame rate.
-    pub max_fps: Option<Value<u32>>,
-    /// Total CPU threads.
-    pub threads: Option<Value<usize>>,
+    /// `--output`.
+    pub output: Setting,
+    /// `--ladder`.
+    pub ladder: Setting,
+    /// `--audio-bitrate`.
+    pub audio_bitrate: Setting,
+    /// `--segment-duration`.
+    pub segment_duration: Setting,
+    /// `--segment-format`.
+    pub segment_format: Setting,
+    /// `--preset`.
+    pub preset: Setting,
+    /// `--max-fps`.
+    pub max_fps: Setting,
+    /// `--threads`.
+    pub threads: Setting,
+    /// `--shard`.
+    pub shard: Setting,
+    /// `--delete-source`.
+    pub delete_source: Setting,
+}
+
+/// The `upload-chunked:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UploadConfig {
+    /// `--part-size`.
+    pub part_size: Setting,
+    /// `--concurrency`.
+    pub concurrency: Setting,
+    /// `--attempts`.
+    pub attempts: Setting,
+    /// `--presign`.
+    pub presign: Setting,
+    /// `--json`.
+    pub json: Setting,
+}
+
+/// The `captions:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CaptionsConfig {
+    /// `--output`.
+    pub output: Setting,
+    /// `--segment-duration`.
+    pub segment_duration: Setting,
+    /// `--mpegts-offset`.
+    pub mpegts_offset: Setting,
+    /// `--base-url`.
+    pub base_url: Setting,
+    /// `--duration`.
+    pub duration: Setting,
+    /// `--master`.
+    pub master: Setting,
+    /// `--follow`.
+    pub follow: Setting,
+    /// `--interval`.
+    pub interval: Setting,
+    /// `--window`.
+    pub window: Setting,
 }
 
 /// The `commentary:` section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CommentaryConfig {
-    /// Output directory.
-    pub output: Option<Value<String>>,
-    /// Chunk length.
-    pub interval: Option<Value<NumberOrText>>,
-    /// Voice delay after a line's time.
-    pub voice_delay: Option<Value<NumberOrText>>,
-    /// Duck gain or `auto`.
-    pub duck: Option<Value<NumberOrText>>,
-    /// TTS command template.
-    pub tts_cmd: Option<Value<String>>,
-    /// espeak-ng voice.
-    pub voice: Option<Value<String>>,
-    /// TTS programs at once.
-    pub tts_concurrency: Option<Value<usize>>,
-    /// Time limit per TTS line.
-    pub tts_timeout: Option<Value<NumberOrText>>,
-    /// `--auto` writer command.
-    pub writer: Option<Value<String>>,
-    /// `--auto` lines per interval.
-    pub lines_per_interval: Option<Value<usize>>,
-    /// x264 preset.
-    pub preset: Option<Value<String>>,
-    /// H.264 bitrate.
-    pub video_bitrate: Option<Value<NumberOrText>>,
-    /// AAC bitrate.
-    pub audio_bitrate: Option<Value<NumberOrText>>,
-    /// Total CPU threads.
-    pub threads: Option<Value<usize>>,
+    /// `--output`.
+    pub output: Setting,
+    /// `--script`.
+    pub script: Setting,
+    /// `--auto`.
+    pub auto: Setting,
+    /// `--writer`.
+    pub writer: Setting,
+    /// `--lines-per-interval`.
+    pub lines_per_interval: Setting,
+    /// `--interval`.
+    pub interval: Setting,
+    /// `--voice-delay`.
+    pub voice_delay: Setting,
+    /// `--duck`.
+    pub duck: Setting,
+    /// `--tts-cmd`.
+    pub tts_cmd: Setting,
+    /// `--voice`.
+    pub voice: Setting,
+    /// `--tts-concurrency`.
+    pub tts_concurrency: Setting,
+    /// `--tts-timeout`.
+    pub tts_timeout: Setting,
+    /// `--hls`.
+    pub hls: Setting,
+    /// `--preset`.
+    pub preset: Setting,
+    /// `--video-bitrate`.
+    pub video_bitrate: Setting,
+    /// `--audio-bitrate`.
+    pub audio_bitrate: Setting,
+    /// `--threads`.
+    pub threads: Setting,
 }
 
 /// A config file that cannot be used, with the file and line.
@@ -160,18 +208,48 @@ impl ConfigFile {
             return Ok(ConfigFile::default());
         }
         serde_saphyr::from_str(text).map_err(|e| {
-            let line = e
-                .location()
-                .filter(|l| l.line() > 0)
-                .map(|l| format!(":{}", l.line()))
-                .unwrap_or_default();
+            let line = e.location().map(|l| l.line()).filter(|&l| l > 0);
+            let message = first_line(&e.to_string());
+            let message = match line.and_then(|l| key_at_line(text, l as usize)) {
+                Some(key) => format!("{key}: {message}"),
+                None => message,
+            };
             ConfigError::Parse {
                 path: path.to_path_buf(),
-                line,
-                message: first_line(&e.to_string()),
+                line: line.map(|l| format!(":{l}")).unwrap_or_default(),
+                message,
             }
         })
     }
+}
+
+/// The dotted key written on 1-based `line` (`transcode-hls.max-fps`),
+/// so that a type error from the YAML parser names the key like every
+/// other config error.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let key_of = |l: &str| -> Option<String> {
+        let (key, _) = l.trim().split_once(':')?;
+        let simple = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        simple.then(|| key.to_string())
+    };
+    let here = lines.get(line.checked_sub(1)?)?;
+    let key = key_of(here)?;
+    if !here.starts_with([' ', '\t']) {
+        return Some(key);
+    }
+    let section = lines[..line - 1]
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.starts_with([' ', '\t', '#']))
+        .and_then(|l| key_of(l));
+    Some(match section {
+        Some(section) => format!("{section}.{key}"),
+        None => key,
+    })
 }
 
 fn first_line(text: &str) -> String {
@@ -201,11 +279,11 @@ mod tests {
         let cfg = ConfigFile::parse(Path::new("v.yaml"), text).expect("parses");
         let hls = cfg.transcode_hls.expect("section");
         let preset = hls.preset.expect("preset");
-        assert_eq!(preset.value, "fast");
+        assert_eq!(preset.value, Scalar::Text("fast".into()));
         assert_eq!(preset.referenced.line(), 3);
         assert_eq!(
             hls.segment_duration.map(|v| v.value),
-            Some(NumberOrText::Text("4s".into()))
+            Some(Scalar::Text("4s".into()))
         );
     }
 
@@ -219,9 +297,29 @@ mod tests {
     }
 
     #[test]
-    fn wrong_type_is_an_error_with_line() {
-        let text = "transcode-hls:\n  max-fps: lots\n";
+    fn wrong_type_is_an_error_naming_key_and_line() {
+        let text = "transcode-hls:\n  max-fps: [1, 2]\n";
         let err = ConfigFile::parse(Path::new("v.yaml"), text).expect_err("bad type");
-        assert!(err.to_string().starts_with("v.yaml:2:"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("v.yaml:2: transcode-hls.max-fps:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn numbers_booleans_and_text_are_all_scalars() {
+        let text = "captions:\n  window: 5\n  follow: true\n  interval: 2s\n";
+        let cfg = ConfigFile::parse(Path::new("v.yaml"), text).expect("parses");
+        let captions = cfg.captions.expect("section");
+        assert_eq!(
+            captions.window.map(|v| v.value.to_string()),
+            Some("5".into())
+        );
+        assert_eq!(captions.follow.map(|v| v.value), Some(Scalar::Bool(true)));
+        assert_eq!(
+            captions.interval.map(|v| v.value.to_string()),
+            Some("2s".into())
+        );
     }
 }

@@ -119,9 +119,16 @@ pub fn expand(args: &[String], s3: Option<&S3Session>) -> (Vec<InputItem>, Vec<I
             found.push(Found::local(arg.clone(), arg.clone()));
             continue;
         }
-        if let Some(rest) = arg.strip_prefix("s3://") {
+        if arg.starts_with("s3://") {
+            let url = match crate::storage::ObjectUrl::parse(arg) {
+                Ok(url) => url,
+                Err(reason) => {
+                    problem(&mut problems, arg, reason);
+                    continue;
+                }
+            };
             match s3 {
-                Some(session) => match expand_s3(session, rest) {
+                Some(session) => match expand_s3(session, &url) {
                     Ok(objects) if objects.is_empty() => {
                         problem(&mut problems, arg, "no video objects there".into())
                     }
@@ -167,19 +174,14 @@ pub fn expand(args: &[String], s3: Option<&S3Session>) -> (Vec<InputItem>, Vec<I
     (items, problems)
 }
 
-/// `bucket/key` of one video object, or `bucket/prefix` listing videos.
-fn expand_s3(session: &S3Session, rest: &str) -> std::io::Result<Vec<Found>> {
-    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-    let objects = if is_video_name(Path::new(key)) {
-        vec![session.head(bucket, key)?]
+/// One video object, or a prefix listing videos.
+fn expand_s3(session: &S3Session, url: &crate::storage::ObjectUrl) -> std::io::Result<Vec<Found>> {
+    let bucket = url.bucket.as_str();
+    let objects = if is_video_name(Path::new(&url.key)) {
+        vec![session.head(bucket, &url.key)?]
     } else {
-        let prefix = if key.is_empty() || key.ends_with('/') {
-            key.to_string()
-        } else {
-            format!("{key}/")
-        };
         session
-            .list(bucket, &prefix)?
+            .list(bucket, &url.as_prefix())?
             .into_iter()
             .filter(|o| is_video_name(Path::new(&o.key)))
             .collect()

@@ -5,88 +5,46 @@
 mod cli;
 
 use clap::Parser;
-use cli::report::{Bars, JsonLines};
-use cli::settings::Layers;
-use cli::{Cli, Command, ProgressMode};
+use cli::layers::Layers;
+use cli::{Cli, CliError, Ctx, ProgressMode};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use vidpipe::progress::{Reporter, Silent};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
-    match run(cli) {
-        Ok(outcome) => outcome.exit_code(),
-        Err(report) => {
-            eprintln!("error: {report:#}");
-            ExitCode::from(2)
+    let layers = match Layers::load(&cli) {
+        Ok(layers) => layers,
+        Err(e) => {
+            init_logging(cli.verbose, cli.quiet);
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
-    }
-}
-
-fn run(cli: Cli) -> color_eyre::Result<cli::Outcome> {
-    let layers = Layers::load(&cli)?;
-    let progress = layers.progress(&cli)?;
-    let reporter: Box<dyn Reporter> = match progress {
-        ProgressMode::Json => Box::new(JsonLines::default()),
-        ProgressMode::Bars => Box::new(Bars::new()),
-        ProgressMode::Auto if std::io::stderr().is_terminal() => Box::new(Bars::new()),
-        ProgressMode::Auto | ProgressMode::None => Box::new(Silent),
     };
-    let chatty = cli.quiet == 0 && progress != ProgressMode::Json;
-    // Warnings reach a terminal user whatever --progress shows.
-    let warnings = cli::PrintWarnings {
-        inner: reporter.as_ref(),
-        print: cli.quiet == 0,
+    init_logging(layers.verbose, layers.quiet);
+    let shown = match layers.progress {
+        ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Bars,
+        ProgressMode::Auto => ProgressMode::None,
+        mode => mode,
     };
-    match &cli.command {
-        Command::TranscodeHls(args) => {
-            let run = layers.transcode(args)?;
-            let cancel = cancel_on_signal();
-            Ok(cli::transcode::run(
-                &run,
-                reporter.as_ref(),
-                &cancel,
-                chatty,
-            ))
-        }
-        Command::UploadChunked(args) => {
-            let settings = cli::upload::settings(args).map_err(color_eyre::eyre::Report::msg)?;
-            let s3 = vidpipe::storage::S3Options {
-                endpoint_url: cli.endpoint_url.clone(),
-            };
-            if args.list_incomplete {
-                return cli::upload::list_incomplete(&args.paths[0], &s3, args.json)
-                    .map_err(color_eyre::eyre::Report::msg);
+    let json = shown == ProgressMode::Json;
+    let ctx = Ctx::new(
+        cli::report::console_reporter(shown, layers.quiet > 0),
+        cancel_on_signal(),
+        layers.quiet == 0 && !json,
+        json,
+        layers.s3().clone(),
+    );
+    match cli::execute(&cli, &layers, &ctx) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(e) => {
+            match &e {
+                CliError::Settings(settings) => eprintln!("error: {settings}"),
+                CliError::Runtime { subject, reason } => ctx.fail(subject, reason),
             }
-            let cancel = cancel_on_signal();
-            let json = progress == ProgressMode::Json;
-            cli::upload::run(
-                args,
-                &settings,
-                &s3,
-                reporter.as_ref(),
-                &cancel,
-                chatty,
-                json,
-            )
-            .map_err(color_eyre::eyre::Report::msg)
+            ExitCode::from(e.exit_code())
         }
-        Command::Captions(args) => {
-            let run = layers.captions(args)?;
-            let cancel = cancel_on_signal();
-            cli::captions::run(&run, &warnings, &cancel, chatty)
-                .map_err(color_eyre::eyre::Report::msg)
-        }
-        Command::Commentary(args) => {
-            let run = cli::commentary::settings(&layers, args)?;
-            let cancel = cancel_on_signal();
-            cli::commentary::run(&run, &warnings, &cancel, chatty)
-                .map_err(color_eyre::eyre::Report::msg)
-        }
-        Command::Probe(args) => Ok(cli::probe(&args.input)),
     }
 }
 

@@ -192,3 +192,101 @@ fn bundled_sample_publishes_with_defaults() {
     );
     check_package(&tmp.path().join("sample"), &Expect::bundled_sample());
 }
+
+/// Every subcommand, with arguments that would write to `s3://media/...`
+/// (and what it needs in `dir`).
+fn every_subcommand(dir: &std::path::Path) -> Vec<(&'static str, Vec<String>)> {
+    let srt = dir.join("talk.srt");
+    std::fs::write(&srt, "1\n00:00:00,500 --> 00:00:02,000\nhello\n").expect("write srt");
+    let script = dir.join("lines.yaml");
+    std::fs::write(&script, "- at: 1\n  text: hello\n").expect("write script");
+    let blob = dir.join("blob.bin");
+    std::fs::write(&blob, b"twelve bytes").expect("write blob");
+    let path = |p: &PathBuf| p.to_str().expect("utf8").to_string();
+    vec![
+        (
+            "transcode-hls",
+            vec![
+                "fixtures/sample.mp4".into(),
+                "-o".into(),
+                "s3://media/hls".into(),
+            ],
+        ),
+        (
+            "upload-chunked",
+            vec![path(&blob), "s3://media/up/blob.bin".into()],
+        ),
+        (
+            "captions",
+            vec![path(&srt), "-o".into(), "s3://media/subs".into()],
+        ),
+        (
+            "commentary",
+            vec![
+                "fixtures/sample.mp4".into(),
+                "--script".into(),
+                path(&script),
+                "--tts-cmd".into(),
+                "false {text} {out}".into(),
+                "-o".into(),
+                "s3://media/commentary".into(),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn the_same_failure_exits_the_same_in_every_subcommand() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut table = every_subcommand(tmp.path());
+    table.push(("probe", vec!["fixtures/sample.mp4".into()]));
+    for (name, args) in &table {
+        // The same bad global flag: a usage error (2) before any work.
+        let o = run(vidpipe()
+            .args(["--endpoint-url", "not a url"])
+            .arg(name)
+            .args(args));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains("--endpoint-url: "), "{name}: {stderr}");
+
+        // The same bad config value: a usage error naming file, line, key.
+        let cfg = tmp.path().join("bad.yaml");
+        std::fs::write(&cfg, "progress: sometimes\n").expect("write config");
+        let o = run(vidpipe().arg("--config").arg(&cfg).arg(name).args(args));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains("bad.yaml:1: progress: "),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_s3_server_exits_1_in_every_subcommand() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Nothing listens on a port we bound and released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    for (name, args) in every_subcommand(tmp.path()) {
+        let o = run(vidpipe()
+            .env("AWS_ACCESS_KEY_ID", "GK0000000000000000000000")
+            .env("AWS_SECRET_ACCESS_KEY", "0".repeat(64))
+            .env("AWS_REGION", "garage")
+            .env("XDG_STATE_HOME", tmp.path().join("state"))
+            .env("VIDPIPE_RETRY_FOR", "1s")
+            .args(["--endpoint-url", &format!("http://127.0.0.1:{port}")])
+            .arg(name)
+            .args(&args));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains("error: "), "{name}: {stderr}");
+        assert!(
+            !stderr.contains(&"0".repeat(64)),
+            "{name}: the secret leaked: {stderr}"
+        );
+    }
+}

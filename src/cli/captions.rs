@@ -1,156 +1,386 @@
-//! Running `captions`: VOD once, or live with `--follow`, and the
-//! subtitle group of `--master`.
+//! `vidpipe captions`: settings, then VOD once or live with `--follow`,
+//! and the subtitle group of `--master`.
 
-use super::settings::{CaptionsRun, MasterPath};
-use super::{fail, Outcome};
+use super::context::{batch_outcome, Ctx};
+use super::error::{CliError, SettingsError};
+use super::layers::{parse_number, parse_seconds_in, parse_segment_ms, parse_url, usage, Layers};
+use super::{CaptionsArgs, Outcome};
 use std::path::{Component, PathBuf};
-
+use vidpipe::captions::cue::{language_from_file_name, language_tag};
 use vidpipe::captions::live::{Follower, LiveSettings};
-use vidpipe::captions::{self, CaptionsError, Track};
+use vidpipe::captions::segment::{Layout, DEFAULT_MPEGTS};
+use vidpipe::captions::{self, CaptionSettings, CaptionsError, Track};
 use vidpipe::progress::{Event, Reporter};
-use vidpipe::storage::{Destination, Location};
-use vidpipe::CancelFlag;
+use vidpipe::storage::{Destination, Location, ObjectUrl};
+use vidpipe::units::parse_seconds;
 
-/// Runs `captions`; `Err` is a usage problem (exit 2).
-pub fn run(
-    run: &CaptionsRun,
-    reporter: &dyn Reporter,
-    cancel: &CancelFlag,
-    chatty: bool,
-) -> Result<Outcome, String> {
-    let master_uri = match &run.master {
-        Some(master) => Some(master_uris(
-            master,
-            &run.output,
-            run.settings.base_url.as_deref(),
-        )?),
+/// Everything `captions` needs to run.
+#[derive(Debug, Clone)]
+pub struct CaptionsRun {
+    /// Languages, the original first.
+    pub tracks: Vec<Track>,
+    /// Where segments and playlists go.
+    pub output: Location,
+    /// The master playlist to add the subtitle group to, and what it puts
+    /// before a caption playlist's key.
+    pub master: Option<(MasterPath, String)>,
+    /// `--mpegts-offset` was set; otherwise it follows the master's
+    /// segment format.
+    pub mpegts_given: bool,
+    /// Segmenting and addressing.
+    pub settings: CaptionSettings,
+    /// Live options, with --follow.
+    pub live: Option<LiveOptions>,
+}
+
+/// `--follow` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveOptions {
+    /// Time between ticks.
+    pub interval: std::time::Duration,
+    /// Segments per playlist.
+    pub window: u64,
+    /// End the stream now.
+    pub finish: bool,
+}
+
+/// Where `--master` is: a directory (local or bucket prefix) and the file's
+/// name in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterPath {
+    /// The directory or bucket prefix holding it.
+    pub dir: Location,
+    /// Its file name.
+    pub name: String,
+}
+
+/// Validated settings for `captions`.
+pub fn settings(layers: &Layers, args: &CaptionsArgs) -> Result<CaptionsRun, SettingsError> {
+    let empty = Default::default();
+    let cfg = layers.file().captions.as_ref().unwrap_or(&empty);
+    let s = layers.section("captions");
+    let output = s
+        .get(
+            "output",
+            args.output.as_deref(),
+            cfg.output.as_ref(),
+            Location::parse,
+        )?
+        .ok_or_else(|| {
+            usage("no output directory: pass -o DEST (or captions.output in the config file)")
+        })?;
+    let segment_ms = s.or(
+        "segment-duration",
+        args.segment_duration.as_deref(),
+        cfg.segment_duration.as_ref(),
+        4000,
+        parse_segment_ms,
+    )?;
+    let mpegts = s.get(
+        "mpegts-offset",
+        args.mpegts_offset.as_deref(),
+        cfg.mpegts_offset.as_ref(),
+        parse_mpegts,
+    )?;
+    let base_url = s.get(
+        "base-url",
+        args.base_url.as_deref(),
+        cfg.base_url.as_ref(),
+        parse_url,
+    )?;
+    let duration_ms = s.or(
+        "duration",
+        args.duration.as_deref(),
+        cfg.duration.as_ref(),
+        0,
+        |d| parse_seconds(d).map(|secs| (secs * 1000.0).round() as u64),
+    )?;
+    let master = s.get(
+        "master",
+        args.master.as_deref(),
+        cfg.master.as_ref(),
+        parse_master,
+    )?;
+    let master = match master {
+        Some(m) => {
+            let uri = master_uris(&m, &output, base_url.as_deref()).map_err(usage)?;
+            Some((m, uri))
+        }
         None => None,
     };
-    let needs_s3 = matches!(run.output, Location::S3 { .. })
-        || matches!(
-            &run.master,
-            Some(MasterPath {
-                dir: Location::S3 { .. },
-                ..
-            })
-        );
-    let session = match super::s3_session(needs_s3, &run.s3, reporter) {
-        Ok(session) => session,
-        Err(outcome) => return Ok(outcome),
-    };
-    let no_session = |location: &Location| {
-        fail(reporter, &location.to_string(), "no S3 connection");
-        Outcome::SomeFailed
-    };
-    let Some(dest) = super::destination(&run.output, session.as_ref()) else {
-        return Ok(no_session(&run.output));
+    Ok(CaptionsRun {
+        mpegts_given: mpegts.is_some(),
+        tracks: parse_tracks(&args.tracks)?,
+        output,
+        master,
+        settings: CaptionSettings {
+            layout: Layout {
+                segment_ms: u64::from(segment_ms),
+                mpegts: mpegts.unwrap_or(DEFAULT_MPEGTS),
+            },
+            base_url,
+            duration_ms,
+        },
+        live: live_options(&s, args, cfg)?,
+    })
+}
+
+/// `--follow` and the options that only make sense with it.
+fn live_options(
+    s: &super::layers::Section<'_>,
+    args: &CaptionsArgs,
+    cfg: &vidpipe::config::CaptionsConfig,
+) -> Result<Option<LiveOptions>, SettingsError> {
+    let follow = s.switch("follow", args.follow, cfg.follow.as_ref())?;
+    if !follow {
+        let live_only = [
+            ("--interval", args.interval.is_some()),
+            ("--window", args.window.is_some()),
+            ("--finish", args.finish),
+        ];
+        if let Some((flag, _)) = live_only.iter().find(|(_, given)| *given) {
+            return Err(usage(format!("{flag} needs --follow")));
+        }
+        return Ok(None);
+    }
+    Ok(Some(LiveOptions {
+        interval: s.or(
+            "interval",
+            args.interval.as_deref(),
+            cfg.interval.as_ref(),
+            std::time::Duration::from_secs(5),
+            |v| {
+                parse_seconds_in(v, "interval", 0.05..=3600.0)
+                    .map(std::time::Duration::from_secs_f64)
+            },
+        )?,
+        window: s.or(
+            "window",
+            args.window.as_deref(),
+            cfg.window.as_ref(),
+            100,
+            parse_window,
+        )?,
+        finish: args.finish,
+    }))
+}
+
+/// `--master`: a local file or `s3://bucket/path/master.m3u8`.
+fn parse_master(text: &str) -> Result<MasterPath, String> {
+    if text.starts_with("s3://") {
+        let (dir, name) = ObjectUrl::parse(text)?
+            .split_name()
+            .ok_or_else(|| format!("`{text}`: expected s3://bucket/path/master.m3u8"))?;
+        return Ok(MasterPath { dir, name });
+    }
+    let path = std::path::Path::new(text);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| format!("`{text}` does not name a playlist file"))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    Ok(MasterPath {
+        dir: Location::Local(dir.to_path_buf()),
+        name,
+    })
+}
+
+/// `[LANG=]FILE` arguments as tracks: the first is the original language
+/// (`und` when unknown), every translation needs a language, no language
+/// twice.
+fn parse_tracks(args: &[String]) -> Result<Vec<Track>, SettingsError> {
+    let mut tracks: Vec<Track> = Vec::with_capacity(args.len());
+    for (i, arg) in args.iter().enumerate() {
+        let bad = |reason: String| SettingsError::Flag {
+            flag: format!("track `{arg}`"),
+            reason,
+        };
+        let (language, file) = match arg.split_once('=') {
+            Some((lang, file)) if !lang.contains(['/', '.']) => {
+                (Some(language_tag(lang).map_err(bad)?), file)
+            }
+            _ => (None, arg.as_str()),
+        };
+        let path = PathBuf::from(file);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let language = match language.or_else(|| language_from_file_name(&name)) {
+            Some(language) => language,
+            None if i == 0 => "und".to_string(),
+            None => return Err(bad(
+                "a translation needs a language: pass LANG=FILE or name the file NAME.<lang>.srt"
+                    .into(),
+            )),
+        };
+        if let Some(other) = tracks
+            .iter()
+            .find(|t| t.language.eq_ignore_ascii_case(&language))
+        {
+            return Err(bad(format!(
+                "language {language} is already used by {}",
+                other.path.display()
+            )));
+        }
+        tracks.push(Track {
+            language,
+            path,
+            original: i == 0,
+        });
+    }
+    Ok(tracks)
+}
+
+fn parse_mpegts(s: &str) -> Result<u64, String> {
+    let n: u64 = parse_number(s, 0..=u64::MAX)?;
+    if n < 1 << 33 {
+        Ok(n)
+    } else {
+        Err(format!("{n} is beyond the 33-bit MPEG-TS clock"))
+    }
+}
+
+fn parse_window(s: &str) -> Result<u64, String> {
+    let n: u64 = parse_number(s, 0..=u64::MAX)?;
+    if n >= 3 {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n}: a live playlist needs at least 3 segments (RFC 8216 6.2.2)"
+        ))
+    }
+}
+
+/// Runs `captions`.
+pub fn run(run: &CaptionsRun, ctx: &Ctx) -> Result<Outcome, CliError> {
+    let dest = ctx.destination(&run.output)?;
+    let master = match &run.master {
+        Some((m, uri)) => Some(Master {
+            dest: ctx.destination(&m.dir)?,
+            name: m.name.clone(),
+            uri: uri.clone(),
+        }),
+        None => None,
     };
     let mut settings = run.settings.clone();
-    let master = match run.master.as_ref().zip(master_uri) {
-        Some((m, uri)) => match super::destination(&m.dir, session.as_ref()) {
-            Some(master_dest) => Some((master_dest, m.name.clone(), uri)),
-            None => return Ok(no_session(&m.dir)),
-        },
-        None => None,
-    };
-    if let (Some((master_dest, name, _)), false) = (&master, run.mpegts_given) {
-        settings.layout.mpegts = captions::mpegts_for_master(master_dest.as_ref(), name);
+    if let (Some(master), false) = (&master, run.mpegts_given) {
+        settings.layout.mpegts = captions::mpegts_for_master(master.dest.as_ref(), &master.name);
     }
-    let settings = &settings;
-    let attach = |tracks: &[Track]| -> bool {
-        let Some((master_dest, name, uri)) = &master else {
-            return true;
-        };
-        let entries = captions::subtitle_entries(tracks, |key| format!("{uri}{key}"));
-        match captions::attach_to_master(master_dest.as_ref(), name, &entries) {
+    match &run.live {
+        None => Ok(publish_vod(
+            run,
+            ctx,
+            dest.as_ref(),
+            &settings,
+            master.as_ref(),
+        )),
+        Some(options) => follow(run, ctx, dest.as_ref(), &settings, master.as_ref(), options),
+    }
+}
+
+/// The master playlist to attach the subtitle group to.
+struct Master {
+    dest: Box<dyn Destination>,
+    name: String,
+    uri: String,
+}
+
+impl Master {
+    /// Adds `tracks` to the master; `false` (reported) when that failed.
+    fn attach(&self, ctx: &Ctx, tracks: &[Track]) -> bool {
+        let entries = captions::subtitle_entries(tracks, |key| format!("{}{key}", self.uri));
+        match captions::attach_to_master(self.dest.as_ref(), &self.name, &entries) {
             Ok(()) => {
-                if chatty {
-                    eprintln!("subtitles added to {}", master_dest.describe(name));
-                }
+                ctx.say(format!(
+                    "subtitles added to {}",
+                    self.dest.describe(&self.name)
+                ));
                 true
             }
             Err(e) => {
-                fail(reporter, &master_dest.describe(name), &e.to_string());
+                ctx.fail(&self.dest.describe(&self.name), &e.to_string());
                 false
             }
         }
-    };
-    match &run.live {
-        None => {
-            let published = captions::publish_vod(&run.tracks, dest.as_ref(), settings, reporter);
-            for (track, e) in &published.failed {
-                fail(reporter, &track.file(), &error_text(e));
-            }
-            let attached = published.tracks.is_empty() || attach(&published.tracks);
-            finished(
-                reporter,
-                dest.as_ref(),
-                &published.tracks,
-                published.segments,
-            );
-            for track in &published.tracks {
-                if chatty {
-                    eprintln!(
-                        "published {} ({}) -> {}, {} segments",
-                        track.file(),
-                        track.language,
-                        dest.describe(&track.playlist_key()),
-                        published.segments
-                    );
-                }
-            }
+    }
+}
 
-            Ok(if published.failed.is_empty() && attached {
-                Outcome::Success
-            } else {
-                Outcome::SomeFailed
-            })
+fn publish_vod(
+    run: &CaptionsRun,
+    ctx: &Ctx,
+    dest: &dyn Destination,
+    settings: &CaptionSettings,
+    master: Option<&Master>,
+) -> Outcome {
+    let published = captions::publish_vod(&run.tracks, dest, settings, ctx.reporter());
+    for (track, e) in &published.failed {
+        ctx.fail(&track.file(), &error_text(e));
+    }
+    let attached = match master {
+        Some(m) if !published.tracks.is_empty() => m.attach(ctx, &published.tracks),
+        _ => true,
+    };
+    finished(ctx.reporter(), dest, &published.tracks, published.segments);
+    for track in &published.tracks {
+        ctx.say(format!(
+            "published {} ({}) -> {}, {} segments",
+            track.file(),
+            track.language,
+            dest.describe(&track.playlist_key()),
+            published.segments
+        ));
+    }
+    batch_outcome(published.failed.len() + usize::from(!attached))
+}
+
+fn follow(
+    run: &CaptionsRun,
+    ctx: &Ctx,
+    dest: &dyn Destination,
+    settings: &CaptionSettings,
+    master: Option<&Master>,
+    options: &LiveOptions,
+) -> Result<Outcome, CliError> {
+    let live = LiveSettings {
+        interval: options.interval,
+        window: options.window,
+        finish: options.finish,
+        state_path: state_path(ctx, &run.output),
+    };
+    let attached = master.is_none_or(|m| m.attach(ctx, &run.tracks));
+    let follower = Follower::new(&run.tracks, dest, settings, &live, ctx.reporter())
+        .map_err(|e| CliError::runtime(dest.describe(""), e))?;
+    match follower.run(&ctx.cancel) {
+        Ok(outcome) => {
+            let ended: Vec<Track> = run
+                .tracks
+                .iter()
+                .filter(|t| !outcome.failed.contains(&t.language))
+                .cloned()
+                .collect();
+            finished(ctx.reporter(), dest, &ended, outcome.segments);
+            ctx.say(format!(
+                "ended {} playlist(s) at {} segments after {} tick(s)",
+                ended.len(),
+                outcome.segments,
+                outcome.ticks
+            ));
+            Ok(batch_outcome(outcome.failed.len() + usize::from(!attached)))
         }
-        Some(options) => {
-            let live = LiveSettings {
-                interval: options.interval,
-                window: options.window,
-                finish: options.finish,
-                state_path: state_path(&run.output),
-            };
-            let attached = attach(&run.tracks);
-            let follower = Follower::new(&run.tracks, dest.as_ref(), settings, &live, reporter)
-                .map_err(|e| e.to_string())?;
-            match follower.run(cancel) {
-                Ok(outcome) => {
-                    let ended: Vec<Track> = run
-                        .tracks
-                        .iter()
-                        .filter(|t| !outcome.failed.contains(&t.language))
-                        .cloned()
-                        .collect();
-                    finished(reporter, dest.as_ref(), &ended, outcome.segments);
-                    if chatty {
-                        eprintln!(
-                            "ended {} playlist(s) at {} segments after {} tick(s)",
-                            ended.len(),
-                            outcome.segments,
-                            outcome.ticks
-                        );
-                    }
-                    Ok(if outcome.failed.is_empty() && attached {
-                        Outcome::Success
-                    } else {
-                        Outcome::SomeFailed
-                    })
-                }
-                Err(CaptionsError::Interrupted) => {
-                    eprintln!(
-                        "stopped: progress is saved in {}; run the same command again to continue",
-                        live.state_path.display()
-                    );
-                    Ok(Outcome::Interrupted)
-                }
-                Err(e) => {
-                    fail(reporter, &dest.describe(""), &e.to_string());
-                    Ok(Outcome::SomeFailed)
-                }
-            }
+        Err(CaptionsError::Interrupted) => {
+            eprintln!(
+                "stopped: progress is saved in {}; run the same command again to continue",
+                live.state_path.display()
+            );
+            Ok(Outcome::Interrupted)
+        }
+        Err(e) => {
+            ctx.fail(&dest.describe(""), &e.to_string());
+            Ok(Outcome::SomeFailed)
         }
     }
 }
@@ -176,10 +406,11 @@ fn finished(reporter: &dyn Reporter, dest: &dyn Destination, tracks: &[Track], s
 
 /// The live state file: beside the output for a local directory, under
 /// the user's state directory for a bucket.
-fn state_path(output: &Location) -> PathBuf {
+fn state_path(ctx: &Ctx, output: &Location) -> PathBuf {
     match output {
         Location::Local(dir) => dir.join(".vidpipe").join("captions-live.json"),
-        Location::S3 { bucket, prefix } => super::state_root()
+        Location::S3 { bucket, prefix } => ctx
+            .state_root
             .join("s3")
             .join(bucket)
             .join(prefix)
@@ -285,5 +516,81 @@ mod tests {
             .expect_err("should fail")
             .contains("--base-url"));
         assert!(uri("s3://media/a", "s3://other/a").is_err());
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+    use crate::cli::layers::testing::{error, layers};
+    use crate::cli::Command;
+
+    fn settings_of(args: &[&str], yaml: &str) -> Result<CaptionsRun, SettingsError> {
+        let mut argv = vec!["captions"];
+        argv.extend_from_slice(args);
+        let (layers, cli, _dir) = layers(&argv, yaml);
+        let Command::Captions(args) = &cli.command else {
+            panic!("not captions")
+        };
+        settings(&layers, args)
+    }
+
+    #[test]
+    fn the_section_sets_every_option() {
+        let yaml = "captions:\n  output: subs\n  segment-duration: 6\n  duration: 95.5\n  follow: true\n  interval: 2s\n  window: 5\n  base-url: https://cdn.example/t/\n";
+        let run = settings_of(&["en=a.srt"], yaml).expect("valid");
+        assert_eq!(run.output, Location::Local("subs".into()));
+        assert_eq!(run.settings.layout.segment_ms, 6000);
+        assert_eq!(run.settings.duration_ms, 95_500);
+        let live = run.live.expect("live");
+        assert_eq!(live.interval, std::time::Duration::from_secs(2));
+        assert_eq!(live.window, 5);
+        let run = settings_of(
+            &["en=a.srt", "-o", "x", "--window", "7"],
+            "captions:\n  follow: true\n",
+        )
+        .expect("valid");
+        assert_eq!(run.live.expect("live").window, 7);
+        let run = settings_of(&["a.srt", "-o", "x"], "").expect("vod");
+        assert!(run.live.is_none());
+        assert_eq!(run.settings.layout.segment_ms, 4000);
+    }
+
+    #[test]
+    fn bad_values_and_combinations_are_usage_errors() {
+        let e = error(settings_of(&["a.srt", "-o", "x", "--window", "3"], ""));
+        assert_eq!(e, "--window needs --follow");
+        let e = error(settings_of(
+            &["a.srt", "-o", "x"],
+            "captions:\n  follow: true\n  window: 2\n",
+        ));
+        assert!(
+            e.contains(":3: captions.window: 2: a live playlist needs at least 3 segments"),
+            "{e}"
+        );
+        let e = error(settings_of(
+            &["a.srt", "-o", "x", "--mpegts-offset", "9999999999"],
+            "",
+        ));
+        assert!(
+            e.starts_with("--mpegts-offset (VIDPIPE_CAPTIONS_MPEGTS): "),
+            "{e}"
+        );
+        let e = error(settings_of(
+            &[
+                "a.srt",
+                "-o",
+                "/srv/subs",
+                "--master",
+                "s3://media/t/master.m3u8",
+            ],
+            "",
+        ));
+        assert!(e.contains("--base-url"), "{e}");
+        let e = error(settings_of(
+            &["a.srt", "-o", "x", "--master", "s3://media/"],
+            "",
+        ));
+        assert!(e.contains("expected s3://bucket/path/master.m3u8"), "{e}");
     }
 }

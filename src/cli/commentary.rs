@@ -7,20 +7,21 @@
 //! input (exit 1); warnings (a line without a voice, a short video) go to
 //! stderr and to `--progress json` as `warning` events.
 
-use super::settings::{parse_audio_bitrate, parse_preset, Layers, SettingsError};
-use super::{fail, CommentaryArgs, Outcome};
+use super::context::Ctx;
+use super::error::{CliError, SettingsError};
+use super::layers::{
+    parse_audio_bitrate, parse_number, parse_preset, parse_seconds_in, parse_threads, usage, Layers,
+};
+use super::{CommentaryArgs, Outcome};
 use std::time::Duration;
 use vidpipe::commentary::mix::Duck;
 use vidpipe::commentary::script;
 use vidpipe::commentary::tts::{CommandTemplate, Espeak, SpeechBackend};
 use vidpipe::commentary::writer::Wording;
 use vidpipe::commentary::{self, CommentaryError, CommentarySettings, Job, LineSource};
-use vidpipe::config::NumberOrText;
 use vidpipe::inputs::expand;
-use vidpipe::progress::Reporter;
-use vidpipe::storage::{Location, S3Options};
-use vidpipe::units::{parse_seconds, Bitrate};
-use vidpipe::CancelFlag;
+use vidpipe::storage::Location;
+use vidpipe::units::Bitrate;
 
 /// Everything `commentary` needs to run.
 pub struct CommentaryRun {
@@ -28,8 +29,6 @@ pub struct CommentaryRun {
     pub video: String,
     /// Where the output goes (`None` only with `--events-only`).
     pub output: Option<Location>,
-    /// How to reach S3.
-    pub s3: S3Options,
     /// Script lines, or `--auto`.
     pub lines: LineSource,
     /// Print the detected events and stop.
@@ -42,139 +41,53 @@ pub struct CommentaryRun {
     pub settings: CommentarySettings,
 }
 
-fn text(v: &NumberOrText) -> String {
-    v.to_string()
-}
-
 /// Validates `commentary`'s arguments against the config file.
 pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun, SettingsError> {
     let empty = Default::default();
     let cfg = layers.file().commentary.as_ref().unwrap_or(&empty);
+    let s = layers.section("commentary");
     let defaults = CommentarySettings::default();
-    let output = layers.resolve(
-        ("--output (VIDPIPE_OUTPUT)", args.output.clone()),
-        ("commentary.output", cfg.output.as_ref()),
-        None,
-        |p| Location::parse(&p).map(Some),
-        |s: &String| Location::parse(s).map(Some),
+    let text = |v: &str| Ok::<_, String>(v.to_string());
+    let output = s.get(
+        "output",
+        args.output.as_deref(),
+        cfg.output.as_ref(),
+        Location::parse,
     )?;
     if output.is_none() && !args.events_only {
-        return Err(SettingsError::Missing(
-            "no output directory: pass -o DEST (or set VIDPIPE_OUTPUT, or commentary.output in the config file)".into(),
+        return Err(usage(
+            "no output directory: pass -o DEST (or set VIDPIPE_OUTPUT, or commentary.output in the config file)",
         ));
     }
-    let interval = layers.resolve(
-        ("--interval (VIDPIPE_INTERVAL)", args.interval.clone()),
-        ("commentary.interval", cfg.interval.as_ref()),
-        defaults.interval,
-        |s| parse_interval(&s),
-        |v| parse_interval(&text(v)),
-    )?;
-    let voice_delay = layers.resolve(
-        (
-            "--voice-delay (VIDPIPE_VOICE_DELAY)",
-            args.voice_delay.clone(),
-        ),
-        ("commentary.voice-delay", cfg.voice_delay.as_ref()),
-        defaults.voice_delay,
-        |s| parse_delay(&s),
-        |v| parse_delay(&text(v)),
-    )?;
-    let duck = layers.resolve(
-        ("--duck (VIDPIPE_DUCK)", args.duck.clone()),
-        ("commentary.duck", cfg.duck.as_ref()),
-        defaults.duck,
-        |s| parse_duck(&s),
-        |v| parse_duck(&text(v)),
-    )?;
-    let tts_cmd = layers.resolve(
-        ("--tts-cmd (VIDPIPE_TTS_CMD)", args.tts_cmd.clone()),
-        ("commentary.tts-cmd", cfg.tts_cmd.as_ref()),
-        None,
-        |s| CommandTemplate::parse(&s).map(Some),
-        |s: &String| CommandTemplate::parse(s).map(Some),
-    )?;
-    let voice = layers.resolve(
-        ("--voice (VIDPIPE_VOICE)", args.voice.clone()),
-        ("commentary.voice", cfg.voice.as_ref()),
-        None,
-        |s| Ok(Some(s)),
-        |s: &String| Ok(Some(s.clone())),
-    )?;
-    let tts_concurrency = layers.resolve(
-        (
-            "--tts-concurrency (VIDPIPE_TTS_CONCURRENCY)",
-            args.tts_concurrency,
-        ),
-        ("commentary.tts-concurrency", cfg.tts_concurrency.as_ref()),
-        defaults.tts_concurrency,
-        parse_concurrency,
-        |n: &usize| parse_concurrency(*n),
-    )?;
-    let tts_timeout = layers.resolve(
-        (
-            "--tts-timeout (VIDPIPE_TTS_TIMEOUT)",
-            args.tts_timeout.clone(),
-        ),
-        ("commentary.tts-timeout", cfg.tts_timeout.as_ref()),
-        defaults.tts_timeout,
-        |s| parse_timeout(&s),
-        |v| parse_timeout(&text(v)),
-    )?;
-    let writer = layers.resolve(
-        ("--writer (VIDPIPE_WRITER)", args.writer.clone()),
-        ("commentary.writer", cfg.writer.as_ref()),
-        None,
-        |s| Ok(Some(s)),
-        |s: &String| Ok(Some(s.clone())),
-    )?;
-    let per_interval = layers.resolve(
-        ("--lines-per-interval", args.lines_per_interval),
-        (
-            "commentary.lines-per-interval",
-            cfg.lines_per_interval.as_ref(),
-        ),
+    let script = s.get("script", args.script.as_deref(), cfg.script.as_ref(), text)?;
+    let auto = s.switch("auto", args.auto, cfg.auto.as_ref())?;
+    let writer = s.get("writer", args.writer.as_deref(), cfg.writer.as_ref(), text)?;
+    let per_interval = s.or(
+        "lines-per-interval",
+        args.lines_per_interval.as_deref(),
+        cfg.lines_per_interval.as_ref(),
         2,
-        parse_lines_per_interval,
-        |n: &usize| parse_lines_per_interval(*n),
+        |v| parse_number(v, 1..=20),
     )?;
-    let preset = layers.resolve(
-        ("--preset (VIDPIPE_PRESET)", args.preset.clone()),
-        ("commentary.preset", cfg.preset.as_ref()),
-        defaults.preset.clone(),
-        |s| parse_preset(&s),
-        |s: &String| parse_preset(s),
-    )?;
-    let video_bitrate = layers.resolve(
-        (
-            "--video-bitrate (VIDPIPE_VIDEO_BITRATE)",
-            args.video_bitrate.clone(),
-        ),
-        ("commentary.video-bitrate", cfg.video_bitrate.as_ref()),
-        defaults.video_bitrate,
-        |s| parse_video_bitrate(&s),
-        |v| parse_video_bitrate(&text(v)),
-    )?;
-    let audio_bitrate = layers.resolve(
-        (
-            "--audio-bitrate (VIDPIPE_AUDIO_BITRATE)",
-            args.audio_bitrate.clone(),
-        ),
-        ("commentary.audio-bitrate", cfg.audio_bitrate.as_ref()),
-        defaults.audio_bitrate,
-        |s| parse_audio_bitrate(&s),
-        |v| parse_audio_bitrate(&text(v)),
-    )?;
-    let threads = layers.resolve(
-        ("--threads (VIDPIPE_THREADS)", args.threads),
-        ("commentary.threads", cfg.threads.as_ref()),
-        defaults.threads,
-        Ok,
-        |n: &usize| Ok(*n),
-    )?;
-    let lines = match &args.script {
-        Some(path) => LineSource::Script(script::load(path)?),
-        None => LineSource::Auto {
+    let lines = match (script, auto) {
+        (Some(_), true) => return Err(usage("give either --script or --auto, not both")),
+        (None, false) => {
+            return Err(usage(
+                "say what to speak: --script FILE.yaml (lines with times), or --auto (lines made from the video's events)",
+            ))
+        }
+        (Some(path), false) => {
+            let auto_only = [
+                ("--writer", writer.is_some()),
+                ("--events-only", args.events_only),
+                ("--lines-per-interval", args.lines_per_interval.is_some()),
+            ];
+            if let Some((flag, _)) = auto_only.iter().find(|(_, given)| *given) {
+                return Err(usage(format!("{flag} goes with --auto, not --script")));
+            }
+            LineSource::Script(script::load(std::path::Path::new(&path))?)
+        }
+        (None, true) => LineSource::Auto {
             wording: writer.map_or(Wording::Templates, Wording::Command),
             per_interval,
         },
@@ -182,41 +95,83 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
     Ok(CommentaryRun {
         video: args.video.clone(),
         output,
-        s3: layers.s3(),
         lines,
         events_only: args.events_only,
-        tts_cmd,
-        voice,
+        tts_cmd: s.get(
+            "tts-cmd",
+            args.tts_cmd.as_deref(),
+            cfg.tts_cmd.as_ref(),
+            CommandTemplate::parse,
+        )?,
+        voice: s.get("voice", args.voice.as_deref(), cfg.voice.as_ref(), text)?,
         settings: CommentarySettings {
-            interval,
-            voice_delay,
-            duck,
-            preset,
-            video_bitrate,
-            audio_bitrate,
+            interval: s.or(
+                "interval",
+                args.interval.as_deref(),
+                cfg.interval.as_ref(),
+                defaults.interval,
+                |v| parse_seconds_in(v, "interval", 1.0..=3600.0),
+            )?,
+            voice_delay: s.or(
+                "voice-delay",
+                args.voice_delay.as_deref(),
+                cfg.voice_delay.as_ref(),
+                defaults.voice_delay,
+                |v| parse_seconds_in(v, "voice delay", 0.0..=60.0),
+            )?,
+            duck: s.or(
+                "duck",
+                args.duck.as_deref(),
+                cfg.duck.as_ref(),
+                defaults.duck,
+                parse_duck,
+            )?,
+            preset: s.or(
+                "preset",
+                args.preset.as_deref(),
+                cfg.preset.as_ref(),
+                defaults.preset.clone(),
+                parse_preset,
+            )?,
+            video_bitrate: s.or(
+                "video-bitrate",
+                args.video_bitrate.as_deref(),
+                cfg.video_bitrate.as_ref(),
+                defaults.video_bitrate,
+                parse_video_bitrate,
+            )?,
+            audio_bitrate: s.or(
+                "audio-bitrate",
+                args.audio_bitrate.as_deref(),
+                cfg.audio_bitrate.as_ref(),
+                defaults.audio_bitrate,
+                parse_audio_bitrate,
+            )?,
             max_fps: defaults.max_fps,
-            hls: args.hls,
-            tts_concurrency,
-            tts_timeout,
-            threads,
+            hls: s.switch("hls", args.hls, cfg.hls.as_ref())?,
+            tts_concurrency: s.or(
+                "tts-concurrency",
+                args.tts_concurrency.as_deref(),
+                cfg.tts_concurrency.as_ref(),
+                defaults.tts_concurrency,
+                |v| parse_number(v, 1..=64),
+            )?,
+            tts_timeout: s.or(
+                "tts-timeout",
+                args.tts_timeout.as_deref(),
+                cfg.tts_timeout.as_ref(),
+                defaults.tts_timeout,
+                |v| parse_seconds_in(v, "timeout", 0.1..=3600.0).map(Duration::from_secs_f64),
+            )?,
+            threads: s.or(
+                "threads",
+                args.threads.as_deref(),
+                cfg.threads.as_ref(),
+                defaults.threads,
+                parse_threads,
+            )?,
         },
     })
-}
-
-fn parse_interval(s: &str) -> Result<f64, String> {
-    let secs = parse_seconds(s)?;
-    if !(1.0..=3600.0).contains(&secs) {
-        return Err(format!("interval {secs}s must be between 1 s and 1 h"));
-    }
-    Ok(secs)
-}
-
-fn parse_delay(s: &str) -> Result<f64, String> {
-    let secs = parse_seconds(s)?;
-    if secs > 60.0 {
-        return Err(format!("voice delay {secs}s must be at most 60 s"));
-    }
-    Ok(secs)
 }
 
 fn parse_duck(s: &str) -> Result<Duck, String> {
@@ -241,30 +196,6 @@ fn parse_duck(s: &str) -> Result<Duck, String> {
     Ok(Duck::Fixed(gain))
 }
 
-fn parse_concurrency(n: usize) -> Result<usize, String> {
-    if (1..=64).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("{n} must be between 1 and 64"))
-    }
-}
-
-fn parse_lines_per_interval(n: usize) -> Result<usize, String> {
-    if (1..=20).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("{n} must be between 1 and 20"))
-    }
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let secs = parse_seconds(s)?;
-    if !(0.1..=3600.0).contains(&secs) {
-        return Err(format!("timeout {secs}s must be between 0.1 s and 1 h"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 fn parse_video_bitrate(s: &str) -> Result<Bitrate, String> {
     let b = Bitrate::parse(s)?;
     if !(100_000..=100_000_000).contains(&b.0) {
@@ -273,99 +204,91 @@ fn parse_video_bitrate(s: &str) -> Result<Bitrate, String> {
     Ok(b)
 }
 
-/// Runs `commentary`. `Err` is a usage error (a bad script): exit 2.
-pub fn run(
-    run: &CommentaryRun,
-    reporter: &dyn Reporter,
-    cancel: &CancelFlag,
-    chatty: bool,
-) -> Result<Outcome, String> {
+/// Runs `commentary`.
+pub fn run(run: &CommentaryRun, ctx: &Ctx) -> Result<Outcome, CliError> {
     let needs_s3 =
-        matches!(run.output, Some(Location::S3 { .. })) || run.video.starts_with("s3://");
-    let session = match super::s3_session(needs_s3, &run.s3, reporter) {
-        Ok(session) => session,
-        Err(outcome) => return Ok(outcome),
-    };
+        run.output.as_ref().is_some_and(Location::is_s3) || run.video.starts_with("s3://");
+    let session = ctx.s3_if(needs_s3)?;
     let (items, problems) = expand(std::slice::from_ref(&run.video), session.as_deref());
     if let Some(p) = problems.first() {
-        fail(reporter, &p.source, &p.reason);
+        ctx.fail(&p.source, &p.reason);
         return Ok(Outcome::SomeFailed);
     }
     let Some(item) = items.first() else {
-        fail(reporter, &run.video, "not a video file");
+        ctx.fail(&run.video, "not a video file");
         return Ok(Outcome::SomeFailed);
-    };
-    let (work_dir, local_output) = match &run.output {
-        Some(out) => (
-            super::transcode::state_dir(out, "")
-                .join(".vidpipe")
-                .join("commentary"),
-            match out {
-                Location::Local(dir) => Some(dir.clone()),
-                Location::S3 { .. } => None,
-            },
-        ),
-        None => (std::env::temp_dir().join("vidpipe-commentary"), None),
     };
     let job = Job {
         input: item.source.clone(),
         open: item.open.clone(),
         identity: item.identity.clone(),
-        work_dir,
-        local_output,
+        work_dir: match &run.output {
+            Some(out) => super::transcode::state_dir(ctx, out, "")
+                .join(".vidpipe")
+                .join("commentary"),
+            None => std::env::temp_dir().join("vidpipe-commentary"),
+        },
+        local_output: match &run.output {
+            Some(Location::Local(dir)) => Some(dir.clone()),
+            _ => None,
+        },
     };
-    if run.events_only {
-        return Ok(
-            match commentary::detect_all(&job, &run.settings, reporter, cancel) {
-                Ok(events) => {
-                    let json = serde_json::json!({ "input": job.input, "events": events });
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&json).unwrap_or_default()
-                    );
-                    Outcome::Success
-                }
-                Err(CommentaryError::Interrupted) => Outcome::Interrupted,
-                Err(e) => {
-                    fail(reporter, &job.input, &e.to_string());
-                    Outcome::SomeFailed
-                }
-            },
-        );
+    match &run.output {
+        Some(output) if !run.events_only => commentate(run, ctx, &job, output),
+        _ => Ok(print_events(run, ctx, &job)),
     }
-    let Some(dest) = run
-        .output
-        .as_ref()
-        .and_then(|output| super::destination(output, session.as_ref()))
-    else {
-        fail(reporter, &run.video, "no usable output destination");
-        return Ok(Outcome::SomeFailed);
-    };
+}
+
+/// `--events-only`: the detected events as JSON on stdout.
+fn print_events(run: &CommentaryRun, ctx: &Ctx, job: &Job) -> Outcome {
+    match commentary::detect_all(job, &run.settings, ctx.reporter(), &ctx.cancel) {
+        Ok(events) => {
+            let json = serde_json::json!({ "input": job.input, "events": events });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
+            Outcome::Success
+        }
+        Err(CommentaryError::Interrupted) => Outcome::Interrupted,
+        Err(e) => {
+            ctx.fail(&job.input, &e.to_string());
+            Outcome::SomeFailed
+        }
+    }
+}
+
+fn commentate(
+    run: &CommentaryRun,
+    ctx: &Ctx,
+    job: &Job,
+    output: &Location,
+) -> Result<Outcome, CliError> {
+    let dest = ctx.destination(output)?;
     let backend: Box<dyn SpeechBackend> = match &run.tts_cmd {
         Some(t) => Box::new(t.clone()),
         None => Box::new(Espeak {
             voice: run.voice.clone(),
         }),
     };
-    match commentary::run(
-        &job,
+    let done = commentary::run(
+        job,
         &run.lines,
         &run.settings,
         backend.as_ref(),
         dest.as_ref(),
-        reporter,
-        cancel,
-    ) {
+        ctx.reporter(),
+        &ctx.cancel,
+    );
+    match done {
         Ok(done) => {
-            if chatty {
-                eprintln!(
-                    "commentary {} -> {} ({} chunks, {} built now)",
-                    job.input, done.path, done.chunks, done.built
-                );
-            }
+            ctx.say(format!(
+                "commentary {} -> {} ({} chunks, {} built now)",
+                job.input, done.path, done.chunks, done.built
+            ));
             Ok(Outcome::Success)
         }
-        Err(CommentaryError::Script(e)) => Err(e.to_string()),
+        Err(CommentaryError::Script(e)) => Err(SettingsError::Script(e).into()),
         Err(CommentaryError::Interrupted) => {
             eprintln!(
                 "interrupted: finished chunks of {} are kept (state in {}); run the same command again to make the rest",
@@ -375,7 +298,7 @@ pub fn run(
             Ok(Outcome::Interrupted)
         }
         Err(e) => {
-            fail(reporter, &job.input, &e.to_string());
+            ctx.fail(&job.input, &e.to_string());
             Ok(Outcome::SomeFailed)
         }
     }
@@ -392,5 +315,72 @@ mod tests {
         assert_eq!(parse_duck("AUTO"), Ok(Duck::Auto));
         assert!(parse_duck("1.5").is_err());
         assert!(parse_duck("loud").is_err());
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+    use crate::cli::layers::testing::{error, layers};
+    use crate::cli::Command;
+
+    fn settings_of(args: &[&str], yaml: &str) -> Result<CommentaryRun, SettingsError> {
+        let mut argv = vec!["commentary"];
+        argv.extend_from_slice(args);
+        let (layers, cli, _dir) = layers(&argv, yaml);
+        let Command::Commentary(args) = &cli.command else {
+            panic!("not commentary")
+        };
+        settings(&layers, args)
+    }
+
+    #[test]
+    fn the_section_sets_every_option() {
+        let yaml = "commentary:\n  output: out\n  auto: true\n  hls: true\n  interval: 10s\n  tts-concurrency: 2\n  writer: ./write.sh\n";
+        let run = settings_of(&["v.mp4"], yaml).expect("valid");
+        assert!(run.settings.hls);
+        assert_eq!(run.settings.interval, 10.0);
+        assert_eq!(run.settings.tts_concurrency, 2);
+        assert!(matches!(
+            run.lines,
+            LineSource::Auto { wording: Wording::Command(ref c), per_interval: 2 } if c == "./write.sh"
+        ));
+        let run = settings_of(&["v.mp4", "--interval", "5"], yaml).expect("valid");
+        assert_eq!(run.settings.interval, 5.0);
+    }
+
+    #[test]
+    fn what_to_speak_must_be_said_once() {
+        let e = error(settings_of(&["v.mp4", "-o", "o"], ""));
+        assert!(
+            e.contains("--script FILE.yaml") && e.contains("--auto"),
+            "{e}"
+        );
+        let e = error(settings_of(
+            &["v.mp4", "-o", "o", "--auto", "--script", "s.yaml"],
+            "",
+        ));
+        assert!(e.contains("not both"), "{e}");
+        let e = error(settings_of(
+            &["v.mp4", "-o", "o", "--script", "s.yaml", "--writer", "w"],
+            "",
+        ));
+        assert!(e.contains("--writer goes with --auto"), "{e}");
+        let e = error(settings_of(
+            &["v.mp4", "-o", "o", "--auto", "--tts-concurrency", "0"],
+            "",
+        ));
+        assert!(
+            e.starts_with("--tts-concurrency (VIDPIPE_TTS_CONCURRENCY): "),
+            "{e}"
+        );
+        let e = error(settings_of(
+            &["v.mp4", "-o", "o"],
+            "commentary:\n  auto: maybe\n",
+        ));
+        assert!(
+            e.contains(":2: commentary.auto: `maybe` must be true or false"),
+            "{e}"
+        );
     }
 }

@@ -1,386 +1,34 @@
-//! The command line: the one clap definition (from which completions and
-//! the man page are generated), and the glue from parsed flags to the
-//! engine.
+//! The command line: one contract for every subcommand.
 //!
-//! Flow: clap parses [`Cli`] (flags and `VIDPIPE_*` variables) → the
-//! [`settings`] module merges in the YAML config file and validates
-//! everything into engine settings → the subcommand runs with a
-//! [`report`] reporter → `main` maps the outcome to an exit code.
+//! Flow: clap parses [`args::Cli`] (flags and `VIDPIPE_*` variables) →
+//! [`layers::Layers`] loads the YAML config file and the global settings →
+//! the subcommand's `settings(&Layers, &Args)` validates everything into
+//! its run settings (a [`SettingsError`] exits 2) → `run(&Run, &Ctx)` does
+//! the work with the shared [`Ctx`] (reporter, cancel flag, outputs, state)
+//! and returns an [`Outcome`] (a [`CliError`] exits by its kind).
+//!
+//! Each `cli/<command>.rs` has exactly those two functions; adding a
+//! subcommand means writing them and one line in [`execute`].
 
+pub mod args;
 pub mod captions;
 pub mod commentary;
+pub mod context;
+pub mod error;
+pub mod layers;
+pub mod probe;
 pub mod report;
-pub mod settings;
 pub mod transcode;
 pub mod upload;
 
 #[cfg(test)]
 mod generated;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+pub use args::*;
+pub use context::Ctx;
+pub use error::{CliError, SettingsError};
 
-/// Publish video: adaptive-bitrate HLS transcoding driven directly
-/// through libav.
-#[derive(Debug, Parser)]
-#[command(
-    name = "vidpipe",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
-#[command(
-    after_help = "Exit codes: 0 success, 1 some inputs failed, 2 usage or configuration error, 130 interrupted."
-)]
-pub struct Cli {
-    /// How to show progress: bars on a terminal (auto), bars, one JSON
-    /// object per line on stdout (json), or nothing.
-    #[arg(long, global = true, value_enum, env = "VIDPIPE_PROGRESS")]
-    pub progress: Option<ProgressMode>,
-
-    /// More log output on stderr (-v debug, -vv trace).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-
-    /// Less log output on stderr (-q warnings only, -qq errors only).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
-    pub quiet: u8,
-
-    /// YAML config file (default: ./vidpipe.yaml when it exists).
-    #[arg(long, global = true, env = "VIDPIPE_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
-    /// Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for
-    /// s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and
-    /// region come from the standard AWS variables and profiles.
-    #[arg(long, global = true, value_name = "URL")]
-    pub endpoint_url: Option<String>,
-
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Transcode videos into adaptive-bitrate HLS (master, media and
-    /// I-frame playlists, thumbnail), resuming after a crash.
-    TranscodeHls(TranscodeArgs),
-    /// Upload files to S3 with parallel multipart parts, per-part retries
-    /// and checksums, resuming an interrupted upload on re-run.
-    UploadChunked(UploadArgs),
-    /// Segment transcripts (SRT, WebVTT, JSON; one per language) into
-    /// WebVTT segments and HLS subtitle playlists, once (VOD) or live
-    /// while the transcripts grow (--follow).
-    Captions(CaptionsArgs),
-    /// Speak commentary over a video: fixed-interval MP4 chunks built in
-    /// parallel (voice mixed over the ducked original audio), then joined.
-    Commentary(CommentaryArgs),
-    /// Print facts about a media file or URL as JSON.
-    Probe(ProbeArgs),
-}
-
-/// Arguments of `captions`.
-#[derive(Debug, Args)]
-pub struct CaptionsArgs {
-    /// Transcripts (.srt, .vtt or .json), one per language, the original
-    /// language first. LANG is a BCP-47 tag; without it the language comes
-    /// from a NAME.<lang>.srt suffix, else the original is `und`.
-    #[arg(required = true, value_name = "[LANG=]FILE")]
-    pub tracks: Vec<String>,
-
-    /// Output directory or s3://bucket/prefix (captions.m3u8,
-    /// captions-N.vtt, captions-<lang>.m3u8, captions-<lang>-N.vtt).
-    #[arg(short, long, value_name = "DEST")]
-    pub output: Option<String>,
-
-    /// Segment duration, e.g. 4 or 6s [default: 4s].
-    #[arg(
-        long,
-        env = "VIDPIPE_CAPTIONS_SEGMENT_DURATION",
-        value_name = "DURATION"
-    )]
-    pub segment_duration: Option<String>,
-
-    /// MPEG-TS time (90 kHz) of cue time 0, written in every segment's
-    /// X-TIMESTAMP-MAP [default: where transcode-hls output starts: 900000
-    /// for MPEG-TS, 0 when --master's renditions are fMP4].
-    #[arg(long, env = "VIDPIPE_CAPTIONS_MPEGTS", value_name = "TICKS")]
-    pub mpegts_offset: Option<u64>,
-
-    /// Make segment URIs absolute under this URL (default: relative).
-    #[arg(long, env = "VIDPIPE_CAPTIONS_BASE_URL", value_name = "URL")]
-    pub base_url: Option<String>,
-
-    /// Media duration to cover when the video runs on after the last cue,
-    /// e.g. 95.5 or 1h2m.
-    #[arg(long, value_name = "DURATION")]
-    pub duration: Option<String>,
-
-    /// Add the languages as a SUBTITLES group to this master playlist
-    /// (local file or s3://bucket/key); running again changes nothing.
-    #[arg(long, value_name = "PATH")]
-    pub master: Option<String>,
-
-    /// Live: watch the transcripts as they grow and publish new segments
-    /// every --interval, in sliding-window playlists.
-    #[arg(long)]
-    pub follow: bool,
-
-    /// Live: time between checks of the transcripts [default: 5s].
-    #[arg(long, requires = "follow", value_name = "DURATION")]
-    pub interval: Option<String>,
-
-    /// Live: segments kept in each playlist [default: 100].
-    #[arg(long, requires = "follow", value_name = "N")]
-    pub window: Option<u64>,
-
-    /// Live: the stream is over; publish the rest, end the playlists
-    /// (ENDLIST) and exit. Without it a run ends when every transcript has
-    /// an end marker FILE.end beside it.
-    #[arg(long, requires = "follow")]
-    pub finish: bool,
-}
-
-/// Arguments of `commentary`.
-#[derive(Debug, Args)]
-pub struct CommentaryArgs {
-    /// The video: a file, an http(s) URL or an s3://bucket/key object.
-    #[arg(value_name = "VIDEO")]
-    pub video: String,
-
-    /// Output directory or s3://bucket/prefix: chunks/chunk_NNNN.mp4,
-    /// commentary.mp4 and, with --hls, hls/.
-    #[arg(short, long, env = "VIDPIPE_OUTPUT", value_name = "DEST")]
-    pub output: Option<String>,
-
-    /// YAML script: a list of lines, each with `at` (seconds or
-    /// hh:mm:ss.mmm) and `text` to speak or `audio` (a pre-recorded file).
-    #[arg(
-        long,
-        value_name = "FILE",
-        required_unless_present = "auto",
-        conflicts_with = "auto"
-    )]
-    pub script: Option<PathBuf>,
-
-    /// Make the lines from events detected in the video: scene cuts, loud
-    /// moments and silence.
-    #[arg(long)]
-    pub auto: bool,
-
-    /// With --auto: a shell command that reads an interval's events as
-    /// JSON on stdin and prints the line to speak (e.g. an LLM CLI).
-    #[arg(long, value_name = "CMD", requires = "auto", env = "VIDPIPE_WRITER")]
-    pub writer: Option<String>,
-
-    /// With --auto: print the detected events as JSON and stop.
-    #[arg(long, requires = "auto")]
-    pub events_only: bool,
-
-    /// With --auto: most lines per interval [default: 2].
-    #[arg(long, value_name = "N")]
-    pub lines_per_interval: Option<usize>,
-
-    /// Chunk length, e.g. 30 or 30s (whole frames) [default: 30s].
-    #[arg(long, env = "VIDPIPE_INTERVAL", value_name = "DURATION")]
-    pub interval: Option<String>,
-
-    /// Time from a line's `at` to the start of its voice [default: 1s].
-    #[arg(long, env = "VIDPIPE_VOICE_DELAY", value_name = "DURATION")]
-    pub voice_delay: Option<String>,
-
-    /// Level of the original audio while a voice plays: a gain from 0 to 1
-    /// (0.2 = 20%, about -14 dB), or `auto` for side-chain compression
-    /// keyed by the voice [default: 0.2].
-    #[arg(long, env = "VIDPIPE_DUCK", value_name = "GAIN|auto")]
-    pub duck: Option<String>,
-
-    /// TTS program as a template with {text} and {out} (the WAV file to
-    /// write), e.g. 'piper -m voice.onnx -f {out} -- {text}'
-    /// [default: espeak-ng].
-    #[arg(long, env = "VIDPIPE_TTS_CMD", value_name = "TEMPLATE")]
-    pub tts_cmd: Option<String>,
-
-    /// espeak-ng voice, e.g. en-us (default TTS only).
-    #[arg(long, env = "VIDPIPE_VOICE", value_name = "NAME")]
-    pub voice: Option<String>,
-
-    /// TTS programs running at once [default: 5].
-    #[arg(long, env = "VIDPIPE_TTS_CONCURRENCY", value_name = "N")]
-    pub tts_concurrency: Option<usize>,
-
-    /// Time limit for one line's TTS (and one --writer run) [default: 30s].
-    #[arg(long, env = "VIDPIPE_TTS_TIMEOUT", value_name = "DURATION")]
-    pub tts_timeout: Option<String>,
-
-    /// Also keep an HLS EVENT playlist (hls/commentary.m3u8, MPEG-TS
-    /// copies of the chunks) that grows as chunks are made.
-    #[arg(long)]
-    pub hls: bool,
-
-    /// x264 preset, the same for every chunk [default: veryfast].
-    #[arg(long, env = "VIDPIPE_PRESET")]
-    pub preset: Option<String>,
-
-    /// H.264 bitrate [default: 2000k].
-    #[arg(long, env = "VIDPIPE_VIDEO_BITRATE", value_name = "BITRATE")]
-    pub video_bitrate: Option<String>,
-
-    /// AAC bitrate [default: 128k].
-    #[arg(long, env = "VIDPIPE_AUDIO_BITRATE", value_name = "BITRATE")]
-    pub audio_bitrate: Option<String>,
-
-    /// CPU threads to use in total [default: all cores].
-    #[arg(long, env = "VIDPIPE_THREADS", value_name = "N")]
-    pub threads: Option<usize>,
-}
-
-/// Arguments of `upload-chunked`.
-#[derive(Debug, Args)]
-pub struct UploadArgs {
-    /// Files or directories (uploaded recursively, keys keep relative
-    /// paths), then the destination: s3://bucket/key for one file, or
-    /// s3://bucket/prefix/.
-    #[arg(required = true, num_args = 1.., value_name = "SRC... DEST")]
-    pub paths: Vec<String>,
-
-    /// Show each upload's journal and the parts the server holds, instead
-    /// of uploading.
-    #[arg(long, conflicts_with_all = ["abort", "list_incomplete"])]
-    pub status: bool,
-
-    /// Abort each file's unfinished upload (AbortMultipartUpload) and
-    /// remove its journal.
-    #[arg(long, conflicts_with = "list_incomplete")]
-    pub abort: bool,
-
-    /// List the unfinished multipart uploads under DEST (the only path
-    /// given) with their age.
-    #[arg(long)]
-    pub list_incomplete: bool,
-
-    /// JSON output for --status and --list-incomplete.
-    #[arg(long)]
-    pub json: bool,
-
-    /// After each upload, print a presigned GET URL valid this long
-    /// (e.g. 1h; 7d is the most S3 allows).
-    #[arg(long, value_name = "DURATION")]
-    pub presign: Option<String>,
-
-    /// Bytes per part, 5MiB to 5GiB; files up to this size go up in one
-    /// PUT; grown automatically to stay within 10,000 parts.
-    #[arg(
-        long,
-        env = "VIDPIPE_PART_SIZE",
-        default_value = "8MiB",
-        value_name = "SIZE"
-    )]
-    pub part_size: String,
-
-    /// Parts in flight at once, across all files.
-    #[arg(
-        long,
-        env = "VIDPIPE_CONCURRENCY",
-        default_value_t = 8,
-        value_name = "N"
-    )]
-    pub concurrency: usize,
-
-    /// Attempts per part before the file fails.
-    #[arg(long, env = "VIDPIPE_ATTEMPTS", default_value_t = 6, value_name = "N")]
-    pub attempts: u32,
-}
-
-/// `--progress` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProgressMode {
-    /// Bars when stderr is a terminal, nothing otherwise.
-    Auto,
-    /// Progress bars on stderr.
-    Bars,
-    /// NDJSON events on stdout.
-    Json,
-    /// No progress output.
-    None,
-}
-
-/// `--segment-format` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SegmentFormatArg {
-    /// MPEG-2 transport stream segments (.ts).
-    Ts,
-    /// Fragmented MP4 segments (init.mp4 + .m4s).
-    Fmp4,
-}
-
-/// Arguments of `transcode-hls`.
-#[derive(Debug, Args)]
-pub struct TranscodeArgs {
-    /// Video files, directories (searched recursively), http(s) URLs,
-    /// s3://bucket/key objects or s3://bucket/prefix/ listings.
-    #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<String>,
-
-    /// Output directory or s3://bucket/prefix; each input gets
-    /// DEST/<input-stem>/.
-    #[arg(short, long, env = "VIDPIPE_OUTPUT", value_name = "DEST")]
-    pub output: Option<String>,
-
-    /// Ladder rungs as SHORT_SIDE:BITRATE pairs
-    /// [default: 1080:5000k,720:2800k,480:1400k,360:800k,240:400k].
-    #[arg(long, env = "VIDPIPE_LADDER", value_name = "RUNGS")]
-    pub ladder: Option<String>,
-
-    /// AAC bitrate of the audio rendition [default: 128k].
-    #[arg(long, env = "VIDPIPE_AUDIO_BITRATE", value_name = "BITRATE")]
-    pub audio_bitrate: Option<String>,
-
-    /// Target segment duration, e.g. 6 or 4s [default: 6s].
-    #[arg(long, env = "VIDPIPE_SEGMENT_DURATION", value_name = "DURATION")]
-    pub segment_duration: Option<String>,
-
-    /// Segment container [default: ts].
-    #[arg(long, value_enum, env = "VIDPIPE_SEGMENT_FORMAT")]
-    pub segment_format: Option<SegmentFormatArg>,
-
-    /// x264 preset, ultrafast to veryslow [default: veryfast].
-    #[arg(long, env = "VIDPIPE_PRESET")]
-    pub preset: Option<String>,
-
-    /// Highest output frame rate; faster sources are converted [default: 60].
-    #[arg(long, env = "VIDPIPE_MAX_FPS", value_name = "FPS")]
-    pub max_fps: Option<u32>,
-
-    /// CPU threads to use in total [default: all cores].
-    #[arg(long, env = "VIDPIPE_THREADS", value_name = "N")]
-    pub threads: Option<usize>,
-
-    /// Process only shard K of N of the inputs (for CI matrices and
-    /// indexed jobs), e.g. 2/4.
-    #[arg(long, env = "VIDPIPE_SHARD", value_name = "K/N")]
-    pub shard: Option<String>,
-
-    /// Delete each s3:// input object after its output is complete
-    /// (never on failure; local files are never deleted).
-    #[arg(long)]
-    pub delete_source: bool,
-}
-
-/// Arguments of `probe`.
-#[derive(Debug, Args)]
-pub struct ProbeArgs {
-    /// A media file or http(s) URL.
-    #[arg(value_name = "INPUT")]
-    pub input: String,
-}
-
-/// The clap command, for completions and the man page.
-#[cfg(test)]
-pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
-}
+use layers::Layers;
 
 /// How a command ended, mapped to the documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -395,103 +43,35 @@ pub enum Outcome {
 
 impl Outcome {
     /// The process exit code.
-    pub fn exit_code(self) -> std::process::ExitCode {
+    pub fn exit_code(self) -> u8 {
         match self {
-            Outcome::Success => std::process::ExitCode::SUCCESS,
-            Outcome::SomeFailed => std::process::ExitCode::from(1),
-            Outcome::Interrupted => std::process::ExitCode::from(130),
+            Outcome::Success => 0,
+            Outcome::SomeFailed => 1,
+            Outcome::Interrupted => 130,
         }
     }
 }
 
-/// `vidpipe probe`: JSON facts on stdout, or an error naming the input.
-pub fn probe(input: &str) -> Outcome {
-    match vidpipe::media::probe::probe(input) {
-        Ok(info) => match serde_json::to_string_pretty(&info) {
-            Ok(json) => {
-                println!("{json}");
-                Outcome::Success
-            }
-            Err(e) => {
-                eprintln!("error: {input}: {e}");
-                Outcome::SomeFailed
-            }
-        },
-        Err(e) => {
-            eprintln!("error: {input}: {e}");
-            Outcome::SomeFailed
-        }
+/// Runs the subcommand of `cli` with `ctx`: its settings, then its run.
+pub fn execute(cli: &Cli, layers: &Layers, ctx: &Ctx) -> Result<Outcome, CliError> {
+    match &cli.command {
+        Command::TranscodeHls(args) => step(layers, args, ctx, transcode::settings, transcode::run),
+        Command::UploadChunked(args) => step(layers, args, ctx, upload::settings, upload::run),
+        Command::Captions(args) => step(layers, args, ctx, captions::settings, captions::run),
+        Command::Commentary(args) => step(layers, args, ctx, commentary::settings, commentary::run),
+        Command::Probe(args) => step(layers, args, ctx, probe::settings, probe::run),
     }
 }
 
-/// Reports a failed input: one line on stderr and an `error` event.
-pub fn fail(reporter: &dyn vidpipe::progress::Reporter, input: &str, message: &str) {
-    eprintln!("error: {input}: {message}");
-    reporter.report(vidpipe::progress::Event::Error {
-        input: input.to_string(),
-        message: message.to_string(),
-    });
-}
-
-/// A reporter that also prints `warning` events on stderr (unless `-q`),
-/// so a terminal user sees them whatever `--progress` shows.
-pub struct PrintWarnings<'a> {
-    /// Where every event goes on to.
-    pub inner: &'a dyn vidpipe::progress::Reporter,
-    /// Print them (no `-q`).
-    pub print: bool,
-}
-
-impl vidpipe::progress::Reporter for PrintWarnings<'_> {
-    fn report(&self, event: vidpipe::progress::Event) {
-        if let (true, vidpipe::progress::Event::Warning { input, message }) = (self.print, &event) {
-            eprintln!("warning: {input}: {message}");
-        }
-        self.inner.report(event);
-    }
-}
-
-/// Connects to S3 when `needed` (an s3:// input or output); a failure is
-/// reported like a failed input and ends the command with exit code 1.
-pub fn s3_session(
-    needed: bool,
-    options: &vidpipe::storage::S3Options,
-    reporter: &dyn vidpipe::progress::Reporter,
-) -> Result<Option<std::sync::Arc<vidpipe::storage::S3Session>>, Outcome> {
-    if !needed {
-        return Ok(None);
-    }
-    vidpipe::storage::S3Session::connect(options)
-        .map(Some)
-        .map_err(|e| {
-            fail(reporter, "S3", &format!("cannot set up the S3 client: {e}"));
-            Outcome::SomeFailed
-        })
-}
-
-/// Where `location` is written: a local directory, or a bucket through
-/// `session` (`None` for a bucket without a session).
-pub fn destination(
-    location: &vidpipe::storage::Location,
-    session: Option<&std::sync::Arc<vidpipe::storage::S3Session>>,
-) -> Option<Box<dyn vidpipe::storage::Destination>> {
-    use vidpipe::storage::{LocalDir, Location, S3Dest};
-    match (location, session) {
-        (Location::Local(dir), _) => Some(Box::new(LocalDir::new(dir))),
-        (Location::S3 { bucket, prefix }, Some(session)) => {
-            Some(Box::new(S3Dest::new(session.clone(), bucket, prefix)))
-        }
-        (Location::S3 { .. }, None) => None,
-    }
-}
-
-/// Where vidpipe keeps state that must outlive a run (checkpoints of bucket
-/// outputs, upload journals): `$XDG_STATE_HOME/vidpipe`, else
-/// `~/.local/state/vidpipe`, else the temp dir.
-pub fn state_root() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("vidpipe")
+/// The contract: validated settings first (nothing runs on a usage error),
+/// then the run.
+fn step<A, R>(
+    layers: &Layers,
+    args: &A,
+    ctx: &Ctx,
+    settings: fn(&Layers, &A) -> Result<R, SettingsError>,
+    run: fn(&R, &Ctx) -> Result<Outcome, CliError>,
+) -> Result<Outcome, CliError> {
+    let validated = settings(layers, args)?;
+    run(&validated, ctx)
 }

@@ -278,3 +278,35 @@ impl Reporter for Bars {
         }
     }
 }
+
+/// Shows `warning` events (unless `quiet`) and `error` events on stderr,
+/// then passes every event on.
+struct Console {
+    inner: Box<dyn Reporter>,
+    quiet: bool,
+}
+
+impl Reporter for Console {
+    fn report(&self, event: Event) {
+        match &event {
+            Event::Warning { input, message } if !self.quiet => {
+                eprintln!("warning: {input}: {message}")
+            }
+            Event::Error { input, message } => eprintln!("error: {input}: {message}"),
+            _ => {}
+        }
+        self.inner.report(event);
+    }
+}
+
+/// The reporter for a resolved `--progress` mode (`auto` already decided
+/// against the terminal), with warnings and errors always on stderr.
+pub fn console_reporter(shown: super::ProgressMode, quiet: bool) -> Box<dyn Reporter> {
+    use super::ProgressMode;
+    let inner: Box<dyn Reporter> = match shown {
+        ProgressMode::Json => Box::new(JsonLines::default()),
+        ProgressMode::Bars => Box::new(Bars::new()),
+        ProgressMode::Auto | ProgressMode::None => Box::new(vidpipe::progress::Silent),
+    };
+    Box::new(Console { inner, quiet })
+}

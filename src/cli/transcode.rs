@@ -1,37 +1,142 @@
-//! Running `transcode-hls` over a batch of inputs.
+//! `vidpipe transcode-hls`: settings, then the batch.
 //!
 //! Inputs run one after another (each already uses every core). A failed
 //! input is reported and remembered; the batch goes on and the exit code
 //! says so at the end. An interrupt stops the batch with the checkpoint of
 //! the current input kept.
 
-use super::settings::TranscodeRun;
-use super::{fail, Outcome};
+use super::args::{SegmentFormatArg, TranscodeArgs};
+use super::context::{batch_outcome, Ctx};
+use super::error::{CliError, SettingsError};
+use super::layers::{
+    parse_audio_bitrate, parse_number, parse_preset, parse_segment_ms, parse_threads, usage, Layers,
+};
+use super::Outcome;
 use std::path::PathBuf;
-use vidpipe::hls::{self, HlsError, Job};
-use vidpipe::inputs::expand;
-use vidpipe::progress::Reporter;
-use vidpipe::storage::Location;
-use vidpipe::CancelFlag;
+use vidpipe::hls::ladder::Ladder;
+use vidpipe::hls::playlist::SegmentFormat;
+use vidpipe::hls::{self, HlsError, Job, TranscodeSettings};
+use vidpipe::inputs::{expand, InputItem, Shard};
+use vidpipe::storage::{Destination, Location, S3Session};
+
+/// Everything `transcode-hls` needs to run.
+#[derive(Debug, Clone)]
+pub struct TranscodeRun {
+    /// Input arguments as given.
+    pub inputs: Vec<String>,
+    /// Where the output goes.
+    pub output: Location,
+    /// Delete s3:// inputs after success.
+    pub delete_source: bool,
+    /// This machine's share of the inputs.
+    pub shard: Option<Shard>,
+    /// Engine settings.
+    pub settings: TranscodeSettings,
+}
+
+/// Validated settings for `transcode-hls`.
+pub fn settings(layers: &Layers, args: &TranscodeArgs) -> Result<TranscodeRun, SettingsError> {
+    let empty = Default::default();
+    let cfg = layers.file().transcode_hls.as_ref().unwrap_or(&empty);
+    let s = layers.section("transcode-hls");
+    let defaults = TranscodeSettings::default();
+    let output = s
+        .get("output", args.output.as_deref(), cfg.output.as_ref(), Location::parse)?
+        .ok_or_else(|| {
+            usage("no output directory: pass -o DEST (or set VIDPIPE_OUTPUT, or transcode-hls.output in the config file)")
+        })?;
+    let segment_format = s.or(
+        "segment-format",
+        args.segment_format.map(format_name),
+        cfg.segment_format.as_ref(),
+        defaults.segment_format,
+        parse_segment_format,
+    )?;
+    let settings = TranscodeSettings {
+        ladder: s.or(
+            "ladder",
+            args.ladder.as_deref(),
+            cfg.ladder.as_ref(),
+            defaults.ladder.clone(),
+            Ladder::parse,
+        )?,
+        audio_bitrate: s.or(
+            "audio-bitrate",
+            args.audio_bitrate.as_deref(),
+            cfg.audio_bitrate.as_ref(),
+            defaults.audio_bitrate,
+            parse_audio_bitrate,
+        )?,
+        segment_ms: s.or(
+            "segment-duration",
+            args.segment_duration.as_deref(),
+            cfg.segment_duration.as_ref(),
+            defaults.segment_ms,
+            parse_segment_ms,
+        )?,
+        segment_format,
+        preset: s.or(
+            "preset",
+            args.preset.as_deref(),
+            cfg.preset.as_ref(),
+            defaults.preset.clone(),
+            parse_preset,
+        )?,
+        max_fps: s.or(
+            "max-fps",
+            args.max_fps.as_deref(),
+            cfg.max_fps.as_ref(),
+            defaults.max_fps,
+            |v| parse_number(v, 1..=240),
+        )?,
+        threads: s.or(
+            "threads",
+            args.threads.as_deref(),
+            cfg.threads.as_ref(),
+            defaults.threads,
+            parse_threads,
+        )?,
+    };
+    Ok(TranscodeRun {
+        inputs: args.inputs.clone(),
+        output,
+        delete_source: s.switch(
+            "delete-source",
+            args.delete_source,
+            cfg.delete_source.as_ref(),
+        )?,
+        shard: s.get(
+            "shard",
+            args.shard.as_deref(),
+            cfg.shard.as_ref(),
+            Shard::parse,
+        )?,
+        settings,
+    })
+}
+
+fn format_name(f: SegmentFormatArg) -> &'static str {
+    match f {
+        SegmentFormatArg::Ts => "ts",
+        SegmentFormatArg::Fmp4 => "fmp4",
+    }
+}
+
+fn parse_segment_format(s: &str) -> Result<SegmentFormat, String> {
+    match <SegmentFormatArg as clap::ValueEnum>::from_str(s, true) {
+        Ok(SegmentFormatArg::Ts) => Ok(SegmentFormat::Ts),
+        Ok(SegmentFormatArg::Fmp4) => Ok(SegmentFormat::Fmp4),
+        Err(_) => Err("must be ts or fmp4".to_string()),
+    }
+}
 
 /// Transcodes every input of `run`.
-pub fn run(
-    run: &TranscodeRun,
-    reporter: &dyn Reporter,
-    cancel: &CancelFlag,
-    chatty: bool,
-) -> Outcome {
-    let needs_s3 = matches!(run.output, Location::S3 { .. })
-        || run.inputs.iter().any(|i| i.starts_with("s3://"));
-    let session = match super::s3_session(needs_s3, &run.s3, reporter) {
-        Ok(session) => session,
-        Err(outcome) => return outcome,
-    };
+pub fn run(run: &TranscodeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
+    let needs_s3 = run.output.is_s3() || run.inputs.iter().any(|i| i.starts_with("s3://"));
+    let session = ctx.s3_if(needs_s3)?;
     let (mut items, problems) = expand(&run.inputs, session.as_deref());
-    let mut failed = 0usize;
     for p in &problems {
-        fail(reporter, &p.source, &p.reason);
-        failed += 1;
+        ctx.fail(&p.source, &p.reason);
     }
     if let Some(shard) = run.shard {
         items = items
@@ -42,76 +147,144 @@ pub fn run(
             .collect();
     }
     if items.is_empty() && problems.is_empty() {
-        let inputs = run.inputs.join(", ");
-        fail(reporter, &inputs, "no video files found");
-        return Outcome::SomeFailed;
+        ctx.fail(&run.inputs.join(", "), "no video files found");
+        return Ok(Outcome::SomeFailed);
     }
-    let Some(dest) = super::destination(&run.output, session.as_ref()) else {
-        fail(reporter, &run.output.to_string(), "no S3 connection");
-        return Outcome::SomeFailed;
-    };
+    let dest = ctx.destination(&run.output)?;
+    let mut failed = problems.len();
     for item in &items {
-        let job = Job {
-            input: item.source.clone(),
-            open: item.open.clone(),
-            prefix: format!("{}/", item.stem),
-            state_dir: state_dir(&run.output, &item.stem),
-            identity: item.identity.clone(),
-        };
-        match hls::transcode(&job, dest.as_ref(), &run.settings, reporter, cancel) {
-            Ok(published) => {
-                if chatty {
-                    eprintln!("published {} -> {}", item.source, published.master);
-                }
-                if let (true, Some((bucket, key)), Some(session)) =
-                    (run.delete_source, &item.object, &session)
-                {
-                    match session.delete(bucket, key) {
-                        Ok(()) if chatty => eprintln!("deleted {}", item.source),
-                        Ok(()) => {}
-                        Err(e) => {
-                            fail(
-                                reporter,
-                                &item.source,
-                                &format!("published, but cannot delete the source: {e}"),
-                            );
-                            failed += 1;
-                        }
-                    }
-                }
-            }
-            Err(HlsError::Interrupted) => {
-                eprintln!(
-                    "interrupted: {} is checkpointed in {}; run the same command again to resume",
-                    item.source,
-                    job.state_dir.join(".vidpipe").display()
-                );
-                return Outcome::Interrupted;
-            }
-            Err(e) => {
-                fail(reporter, &item.source, &e.to_string());
-                failed += 1;
-            }
+        match transcode_one(run, ctx, item, dest.as_ref(), session.as_deref()) {
+            Ok(true) => {}
+            Ok(false) => failed += 1,
+            Err(outcome) => return Ok(outcome),
         }
     }
-    if failed > 0 {
-        Outcome::SomeFailed
-    } else {
-        Outcome::Success
+    Ok(batch_outcome(failed))
+}
+
+/// One input: transcode, then delete an s3:// source when asked.
+/// `Ok(false)` when it failed (already reported); `Err` stops the batch.
+fn transcode_one(
+    run: &TranscodeRun,
+    ctx: &Ctx,
+    item: &InputItem,
+    dest: &dyn Destination,
+    session: Option<&S3Session>,
+) -> Result<bool, Outcome> {
+    let job = Job {
+        input: item.source.clone(),
+        open: item.open.clone(),
+        prefix: format!("{}/", item.stem),
+        state_dir: state_dir(ctx, &run.output, &item.stem),
+        identity: item.identity.clone(),
+    };
+    match hls::transcode(&job, dest, &run.settings, ctx.reporter(), &ctx.cancel) {
+        Ok(published) => {
+            ctx.say(format!("published {} -> {}", item.source, published.master));
+        }
+        Err(HlsError::Interrupted) => {
+            eprintln!(
+                "interrupted: {} is checkpointed in {}; run the same command again to resume",
+                item.source,
+                job.state_dir.join(".vidpipe").display()
+            );
+            return Err(Outcome::Interrupted);
+        }
+        Err(e) => {
+            ctx.fail(&item.source, &e.to_string());
+            return Ok(false);
+        }
+    }
+    let (true, Some((bucket, key)), Some(session)) = (run.delete_source, &item.object, session)
+    else {
+        return Ok(true);
+    };
+    match session.delete(bucket, key) {
+        Ok(()) => {
+            ctx.say(format!("deleted {}", item.source));
+            Ok(true)
+        }
+        Err(e) => {
+            ctx.fail(
+                &item.source,
+                &format!("published, but cannot delete the source: {e}"),
+            );
+            Ok(false)
+        }
     }
 }
 
 /// Where an input's checkpoint lives: beside the output for local
-/// destinations; for buckets, under the user's state directory
-/// (`$XDG_STATE_HOME/vidpipe` or `~/.local/state/vidpipe`), keyed by bucket,
-/// prefix and stem.
-pub(super) fn state_dir(output: &Location, stem: &str) -> PathBuf {
+/// destinations; for buckets, under the user's state directory, keyed by
+/// bucket, prefix and stem.
+pub(super) fn state_dir(ctx: &Ctx, output: &Location, stem: &str) -> PathBuf {
     match output {
         Location::Local(dir) => dir.join(stem),
-        Location::S3 { bucket, prefix } => super::state_root()
+        Location::S3 { bucket, prefix } => ctx
+            .state_root
             .join("s3")
             .join(bucket)
             .join(prefix)
             .join(stem),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::layers::testing::{error, layers};
+    use crate::cli::Command;
+
+    fn settings_of(args: &[&str], yaml: &str) -> Result<TranscodeRun, SettingsError> {
+        let mut argv = vec!["transcode-hls"];
+        argv.extend_from_slice(args);
+        let (layers, cli, _dir) = layers(&argv, yaml);
+        let Command::TranscodeHls(args) = &cli.command else {
+            panic!("not transcode-hls")
+        };
+        settings(&layers, args)
+    }
+
+    #[test]
+    fn flags_beat_the_config_file_which_beats_defaults() {
+        let yaml = "transcode-hls:\n  output: cfg-out\n  preset: fast\n  max-fps: 30\n  shard: 2/3\n  delete-source: true\n";
+        let run = settings_of(&["in.mp4", "--preset", "slow"], yaml).expect("valid");
+        assert_eq!(run.settings.preset, "slow");
+        assert_eq!(run.settings.max_fps, 30);
+        assert_eq!(run.output, Location::Local("cfg-out".into()));
+        assert_eq!(run.shard, Some(Shard { index: 2, count: 3 }));
+        assert!(run.delete_source);
+        let run = settings_of(&["in.mp4", "-o", "out"], "").expect("valid");
+        assert_eq!(run.settings.segment_ms, 6000);
+        assert_eq!(run.settings.segment_format, SegmentFormat::Ts);
+        assert!(!run.delete_source);
+    }
+
+    #[test]
+    fn bad_values_name_their_flag_or_key() {
+        let e = error(settings_of(
+            &["in.mp4"],
+            "transcode-hls:\n  output: o\n  max-fps: -5\n",
+        ));
+        assert!(
+            e.contains(":3: transcode-hls.max-fps: `-5` is not a whole number"),
+            "{e}"
+        );
+        let yaml = "transcode-hls:\n  segment-format: mkv\n";
+        let e = error(settings_of(&["in.mp4", "-o", "o"], yaml));
+        assert!(
+            e.contains(":2: transcode-hls.segment-format: must be ts or fmp4"),
+            "{e}"
+        );
+        // A valid flag wins over a bad config value that it replaces.
+        assert!(settings_of(&["in.mp4", "-o", "o", "--segment-format", "ts"], yaml).is_ok());
+        let e = error(settings_of(&["in.mp4", "-o", "o", "--shard", "4/3"], ""));
+        assert!(e.starts_with("--shard (VIDPIPE_SHARD): "), "{e}");
+        let e = error(settings_of(&["in.mp4", "-o", "o", "--threads", "0"], ""));
+        assert!(e.starts_with("--threads (VIDPIPE_THREADS): "), "{e}");
+        let e = error(settings_of(&["in.mp4"], ""));
+        assert!(e.contains("no output directory"), "{e}");
+        let e = error(settings_of(&["in.mp4", "-o", "ftp://x/y"], ""));
+        assert!(e.contains("only local paths and s3:// URLs"), "{e}");
     }
 }

@@ -1,181 +1,271 @@
-//! Running `upload-chunked`: sources to destination keys, then the engine.
+//! `vidpipe upload-chunked`: settings, sources to destination keys, then
+//! the engine (or `--status`, `--abort`, `--list-incomplete`).
 //!
 //! One file to `s3://bucket/key` keeps that key; otherwise every file goes
 //! under the prefix by name, and a directory's files keep their paths below
 //! the directory's name. Journals live in the state directory so a re-run of
 //! the same command resumes.
 
-use super::{fail, Outcome, UploadArgs};
+use super::context::{batch_outcome, Ctx};
+use super::error::{CliError, SettingsError};
+use super::layers::{parse_number, parse_seconds_in, usage, Layers};
+use super::{Outcome, UploadArgs};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use vidpipe::progress::{Event, Reporter};
-use vidpipe::storage::{S3Options, S3Session};
+use vidpipe::storage::{ObjectUrl, S3Session};
 use vidpipe::upload::{self, plan, upload_all, UploadError, UploadItem, UploadSettings};
-use vidpipe::CancelFlag;
 
-/// Validated `upload-chunked` arguments, or a usage error.
-pub fn settings(args: &UploadArgs) -> Result<UploadSettings, String> {
-    let part_size = plan::parse_size(&args.part_size)
-        .and_then(plan::check_part_size)
-        .map_err(|e| format!("--part-size (VIDPIPE_PART_SIZE): {e}"))?;
-    if !(1..=1000).contains(&args.concurrency) {
-        return Err("--concurrency must be between 1 and 1000".into());
-    }
-    if args.attempts == 0 {
-        return Err("--attempts must be at least 1".into());
-    }
-    if args.list_incomplete && args.paths.len() != 1 {
-        return Err("--list-incomplete takes only the destination, s3://bucket/prefix/".into());
-    }
-    if !args.list_incomplete && args.paths.len() < 2 {
-        return Err("give at least one source and the destination: SRC... DEST".into());
-    }
-    if let Some(p) = &args.presign {
-        let secs = vidpipe::units::parse_seconds(p).map_err(|e| format!("--presign: {e}"))?;
-        if !(1.0..=7.0 * 86400.0).contains(&secs) {
-            return Err("--presign must be between 1s and 7d".into());
-        }
-    }
-    Ok(UploadSettings {
-        part_size,
-        concurrency: args.concurrency,
-        attempts: args.attempts,
+/// Everything `upload-chunked` needs to run.
+#[derive(Debug, Clone)]
+pub struct UploadRun {
+    /// What to do.
+    pub action: Action,
+    /// Part size, concurrency, attempts.
+    pub settings: UploadSettings,
+    /// Print a presigned GET URL valid this long after each upload.
+    pub presign: Option<Duration>,
+    /// JSON output for `--status` and `--list-incomplete`.
+    pub json: bool,
+}
+
+/// The four things `upload-chunked` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Upload the sources.
+    Upload(Transfer),
+    /// Show each source's journal and the parts the server holds.
+    Status(Transfer),
+    /// Abort each source's unfinished upload.
+    Abort(Transfer),
+    /// List the unfinished uploads under a prefix.
+    ListIncomplete(ObjectUrl),
+}
+
+/// Sources and where they go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// Files and directories as given.
+    pub sources: Vec<String>,
+    /// `s3://bucket/key` (one file) or `s3://bucket/prefix/`.
+    pub dest: ObjectUrl,
+}
+
+/// Validated settings for `upload-chunked`.
+pub fn settings(layers: &Layers, args: &UploadArgs) -> Result<UploadRun, SettingsError> {
+    let empty = Default::default();
+    let cfg = layers.file().upload_chunked.as_ref().unwrap_or(&empty);
+    let s = layers.section("upload-chunked");
+    let settings = UploadSettings {
+        part_size: s.or(
+            "part-size",
+            args.part_size.as_deref(),
+            cfg.part_size.as_ref(),
+            8 << 20,
+            |v| plan::parse_size(v).and_then(plan::check_part_size),
+        )?,
+        concurrency: s.or(
+            "concurrency",
+            args.concurrency.as_deref(),
+            cfg.concurrency.as_ref(),
+            8,
+            |v| parse_number(v, 1..=1000),
+        )?,
+        attempts: s.or(
+            "attempts",
+            args.attempts.as_deref(),
+            cfg.attempts.as_ref(),
+            6,
+            |v| parse_number(v, 1..=100),
+        )?,
+    };
+    let presign = s.get(
+        "presign",
+        args.presign.as_deref(),
+        cfg.presign.as_ref(),
+        |v| parse_seconds_in(v, "presign", 1.0..=7.0 * 86400.0).map(Duration::from_secs_f64),
+    )?;
+    Ok(UploadRun {
+        action: action(args)?,
+        settings,
+        presign,
+        json: s.switch("json", args.json, cfg.json.as_ref())?,
     })
 }
 
-/// The journal directory: `$XDG_STATE_HOME/vidpipe/uploads`.
-fn journal_dir() -> PathBuf {
-    super::state_root().join("uploads")
+fn action(args: &UploadArgs) -> Result<Action, SettingsError> {
+    let bad_dest = |reason: String| SettingsError::Flag {
+        flag: "destination".into(),
+        reason,
+    };
+    let Some((dest, sources)) = args.paths.split_last() else {
+        return Err(usage("give the sources and the destination: SRC... DEST"));
+    };
+    let dest = ObjectUrl::parse(dest).map_err(bad_dest)?;
+    if args.list_incomplete {
+        if !sources.is_empty() {
+            return Err(usage(
+                "--list-incomplete takes only the destination, s3://bucket/prefix/",
+            ));
+        }
+        return Ok(Action::ListIncomplete(dest));
+    }
+    if sources.is_empty() {
+        return Err(usage(
+            "give at least one source and the destination: SRC... DEST",
+        ));
+    }
+    if sources.len() > 1 && !dest.is_prefix() {
+        return Err(bad_dest(format!(
+            "{} sources cannot all go to the one key `{dest}`: end the destination with `/` to upload under a prefix",
+            sources.len()
+        )));
+    }
+    let transfer = Transfer {
+        sources: sources.to_vec(),
+        dest,
+    };
+    Ok(if args.status {
+        Action::Status(transfer)
+    } else if args.abort {
+        Action::Abort(transfer)
+    } else {
+        Action::Upload(transfer)
+    })
 }
 
-/// Uploads every source.
-pub fn run(
-    args: &UploadArgs,
-    settings: &UploadSettings,
-    s3: &S3Options,
-    reporter: &dyn Reporter,
-    cancel: &CancelFlag,
-    chatty: bool,
-    json: bool,
-) -> Result<Outcome, String> {
-    let (dest, sources) = args.paths.split_last().ok_or("need SRC... DEST")?;
-    let rest = dest.strip_prefix("s3://").ok_or_else(|| {
-        format!("destination `{dest}` must be s3://bucket/key or s3://bucket/prefix/")
-    })?;
-    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+/// Runs `upload-chunked`.
+pub fn run(run: &UploadRun, ctx: &Ctx) -> Result<Outcome, CliError> {
+    let session = ctx.s3()?;
+    let journals = journal_dir(ctx);
+    match &run.action {
+        Action::ListIncomplete(prefix) => Ok(list_incomplete(ctx, &session, prefix, run.json)),
+        Action::Status(transfer) => {
+            let (items, failed) = items(ctx, transfer);
+            Ok(show_status(
+                ctx, &session, &items, &journals, run.json, failed,
+            ))
+        }
+        Action::Abort(transfer) => {
+            let (items, failed) = items(ctx, transfer);
+            Ok(abort_all(ctx, &session, &items, &journals, failed))
+        }
+        Action::Upload(transfer) => {
+            let (items, failed) = items(ctx, transfer);
+            Ok(upload_items(run, ctx, &session, &items, &journals, failed))
+        }
+    }
+}
+
+/// The journal directory: `$XDG_STATE_HOME/vidpipe/uploads`.
+fn journal_dir(ctx: &Ctx) -> PathBuf {
+    ctx.state_root.join("uploads")
+}
+
+/// Every file under the sources with its key; problems are reported and
+/// counted.
+fn items(ctx: &Ctx, transfer: &Transfer) -> (Vec<UploadItem>, usize) {
+    let dest = &transfer.dest;
+    let single = transfer.sources.len() == 1
+        && Path::new(&transfer.sources[0]).is_file()
+        && !dest.is_prefix();
+    let prefix = dest.as_prefix();
     let mut failed = 0usize;
     let mut items = Vec::new();
-    let single = sources.len() == 1
-        && Path::new(&sources[0]).is_file()
-        && !key.is_empty()
-        && !key.ends_with('/');
-    for source in sources {
+    for source in &transfer.sources {
         let path = Path::new(source);
         match std::fs::metadata(path) {
             Err(e) => {
-                fail(reporter, source, &vidpipe::inputs::describe_io(&e));
+                ctx.fail(source, &vidpipe::inputs::describe_io(&e));
                 failed += 1;
             }
-            Ok(_) if single => items.push(item(path, bucket, key.to_string())),
+            Ok(_) if single => items.push(item(path, &dest.bucket, dest.key.clone())),
             Ok(meta) if meta.is_dir() => {
-                let base = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
-                    match entry {
-                        Ok(e) if e.file_type().is_file() => {
-                            let rel = e.path().strip_prefix(path).unwrap_or(e.path());
-                            let rel = rel.to_string_lossy().replace('\\', "/");
-                            items.push(item(
-                                e.path(),
-                                bucket,
-                                format!("{}{base}/{rel}", prefix(key)),
-                            ));
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            let at = e.path().unwrap_or(path).display().to_string();
-                            fail(
-                                reporter,
-                                &at,
-                                &e.io_error()
-                                    .map(vidpipe::inputs::describe_io)
-                                    .unwrap_or_else(|| e.to_string()),
-                            );
-                            failed += 1;
-                        }
-                    }
-                }
+                failed += walk_dir(ctx, path, &dest.bucket, &prefix, &mut items);
             }
             Ok(_) => {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                items.push(item(path, bucket, format!("{}{name}", prefix(key))));
+                let name = file_name(path);
+                items.push(item(path, &dest.bucket, format!("{prefix}{name}")));
             }
         }
     }
-    let session =
-        S3Session::connect(s3).map_err(|e| format!("cannot set up the S3 client: {e}"))?;
-    let journals = journal_dir();
-    if args.status {
-        return Ok(show_status(&session, &items, &journals, args.json, failed));
-    }
-    if args.abort {
-        for item in &items {
-            match upload::abort(&session, item, &journals) {
-                Ok(true) => eprintln!(
-                    "aborted the upload of {} to {}",
-                    item.source.display(),
-                    item.url()
-                ),
-                Ok(false) => eprintln!(
-                    "nothing to abort for {} ({})",
-                    item.source.display(),
-                    item.url()
-                ),
-                Err(e) => {
-                    fail(reporter, &item.source.display().to_string(), &e.to_string());
-                    failed += 1;
-                }
+    (items, failed)
+}
+
+/// A directory's files under `prefix/<dir name>/`; returns how many
+/// entries could not be read (reported).
+fn walk_dir(
+    ctx: &Ctx,
+    dir: &Path,
+    bucket: &str,
+    prefix: &str,
+    items: &mut Vec<UploadItem>,
+) -> usize {
+    let base = file_name(dir);
+    let mut failed = 0;
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        match entry {
+            Ok(e) if e.file_type().is_file() => {
+                let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                items.push(item(e.path(), bucket, format!("{prefix}{base}/{rel}")));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let at = e.path().unwrap_or(dir).display().to_string();
+                let reason = e
+                    .io_error()
+                    .map(vidpipe::inputs::describe_io)
+                    .unwrap_or_else(|| e.to_string());
+                ctx.fail(&at, &reason);
+                failed += 1;
             }
         }
-        return Ok(if failed > 0 {
-            Outcome::SomeFailed
-        } else {
-            Outcome::Success
-        });
     }
-    let results = upload_all(&session, &items, settings, &journals, reporter, cancel);
+    failed
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+fn upload_items(
+    run: &UploadRun,
+    ctx: &Ctx,
+    session: &S3Session,
+    items: &[UploadItem],
+    journals: &Path,
+    mut failed: usize,
+) -> Outcome {
+    let results = upload_all(
+        session,
+        items,
+        &run.settings,
+        journals,
+        ctx.reporter(),
+        &ctx.cancel,
+    );
     let mut interrupted = false;
     for (item, result) in items.iter().zip(results) {
         match result {
             Ok(done) => {
-                if chatty {
-                    let resumed = if done.parts_resumed > 0 {
-                        format!(", {} parts resumed", done.parts_resumed)
-                    } else {
-                        String::new()
-                    };
-                    eprintln!(
-                        "uploaded {} -> {} ({} bytes{resumed})",
-                        item.source.display(),
-                        item.url(),
-                        done.bytes
-                    );
-                }
-                if let Some(duration) = &args.presign {
-                    let secs = vidpipe::units::parse_seconds(duration).unwrap_or(3600.0);
-                    match session.presign_get(
-                        &item.bucket,
-                        &item.key,
-                        std::time::Duration::from_secs_f64(secs),
-                    ) {
-                        Ok(url) => announce_presigned(reporter, json, item, url),
+                let resumed = match done.parts_resumed {
+                    0 => String::new(),
+                    n => format!(", {n} parts resumed"),
+                };
+                ctx.say(format!(
+                    "uploaded {} -> {} ({} bytes{resumed})",
+                    item.source.display(),
+                    item.url(),
+                    done.bytes
+                ));
+                if let Some(valid) = run.presign {
+                    match session.presign_get(&item.bucket, &item.key, valid) {
+                        Ok(url) => announce_presigned(ctx.reporter(), ctx.json, item, url),
                         Err(e) => {
-                            fail(
-                                reporter,
+                            ctx.fail(
                                 &item.source.display().to_string(),
                                 &format!("cannot presign: {e}"),
                             );
@@ -185,10 +275,8 @@ pub fn run(
                 }
             }
             Err(UploadError::Interrupted) => interrupted = true,
-            Err(e) => {
-                eprintln!("error: {}: {e}", item.source.display());
-                failed += 1;
-            }
+            // The engine reported it as an `error` event.
+            Err(_) => failed += 1,
         }
     }
     if interrupted {
@@ -196,13 +284,30 @@ pub fn run(
             "interrupted: the upload journals are kept in {}; run the same command again to resume",
             journals.display()
         );
-        return Ok(Outcome::Interrupted);
+        return Outcome::Interrupted;
     }
-    Ok(if failed > 0 {
-        Outcome::SomeFailed
-    } else {
-        Outcome::Success
-    })
+    batch_outcome(failed)
+}
+
+fn abort_all(
+    ctx: &Ctx,
+    session: &S3Session,
+    items: &[UploadItem],
+    journals: &Path,
+    mut failed: usize,
+) -> Outcome {
+    for item in items {
+        let source = item.source.display();
+        match upload::abort(session, item, journals) {
+            Ok(true) => eprintln!("aborted the upload of {source} to {}", item.url()),
+            Ok(false) => eprintln!("nothing to abort for {source} ({})", item.url()),
+            Err(e) => {
+                ctx.fail(&source.to_string(), &e.to_string());
+                failed += 1;
+            }
+        }
+    }
+    batch_outcome(failed)
 }
 
 /// A presigned URL goes to stdout: an event in JSON mode, else a plain line
@@ -219,6 +324,7 @@ fn announce_presigned(reporter: &dyn Reporter, json: bool, item: &UploadItem, ur
 }
 
 fn show_status(
+    ctx: &Ctx,
     session: &S3Session,
     items: &[UploadItem],
     journals: &Path,
@@ -242,27 +348,18 @@ fn show_status(
                 ),
             },
             Err(e) => {
-                eprintln!("error: {}: {e}", item.source.display());
+                ctx.fail(&item.source.display().to_string(), &e.to_string());
                 failed += 1;
             }
         }
     }
-    if failed > 0 {
-        Outcome::SomeFailed
-    } else {
-        Outcome::Success
-    }
+    batch_outcome(failed)
 }
 
 /// `--list-incomplete s3://bucket/prefix/`.
-pub fn list_incomplete(dest: &str, s3: &S3Options, json: bool) -> Result<Outcome, String> {
-    let rest = dest
-        .strip_prefix("s3://")
-        .ok_or_else(|| format!("`{dest}` must be s3://bucket/prefix/"))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let session =
-        S3Session::connect(s3).map_err(|e| format!("cannot set up the S3 client: {e}"))?;
-    match upload::list_incomplete(&session, bucket, prefix) {
+fn list_incomplete(ctx: &Ctx, session: &S3Session, prefix: &ObjectUrl, json: bool) -> Outcome {
+    let bucket = &prefix.bucket;
+    match upload::list_incomplete(session, bucket, &prefix.key) {
         Ok(uploads) => {
             for u in uploads {
                 if json {
@@ -276,11 +373,11 @@ pub fn list_incomplete(dest: &str, s3: &S3Options, json: bool) -> Result<Outcome
                     );
                 }
             }
-            Ok(Outcome::Success)
+            Outcome::Success
         }
         Err(e) => {
-            eprintln!("error: {dest}: {e}");
-            Ok(Outcome::SomeFailed)
+            ctx.fail(&prefix.to_string(), &e.to_string());
+            Outcome::SomeFailed
         }
     }
 }
@@ -294,18 +391,89 @@ fn human_age(secs: u64) -> String {
     }
 }
 
-fn prefix(key: &str) -> String {
-    if key.is_empty() || key.ends_with('/') {
-        key.to_string()
-    } else {
-        format!("{key}/")
-    }
-}
-
 fn item(path: &Path, bucket: &str, key: String) -> UploadItem {
     UploadItem {
         source: path.to_path_buf(),
         bucket: bucket.to_string(),
         key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::layers::testing::{error, layers};
+    use crate::cli::Command;
+
+    fn settings_of(args: &[&str], yaml: &str) -> Result<UploadRun, SettingsError> {
+        let mut argv = vec!["upload-chunked"];
+        argv.extend_from_slice(args);
+        let (layers, cli, _dir) = layers(&argv, yaml);
+        let Command::UploadChunked(args) = &cli.command else {
+            panic!("not upload-chunked")
+        };
+        settings(&layers, args)
+    }
+
+    #[test]
+    fn the_section_sets_defaults_that_flags_override() {
+        let run = settings_of(&["a.bin", "s3://media/a.bin"], "").expect("valid");
+        assert_eq!(
+            (
+                run.settings.part_size,
+                run.settings.concurrency,
+                run.settings.attempts
+            ),
+            (8 << 20, 8, 6)
+        );
+        assert_eq!(run.presign, None);
+        let yaml =
+            "upload-chunked:\n  part-size: 16MiB\n  concurrency: 4\n  presign: 1h\n  json: true\n";
+        let run =
+            settings_of(&["a.bin", "s3://media/a.bin", "--concurrency", "2"], yaml).expect("valid");
+        assert_eq!(run.settings.part_size, 16 << 20);
+        assert_eq!(run.settings.concurrency, 2);
+        assert_eq!(run.presign, Some(Duration::from_secs(3600)));
+        assert!(run.json);
+    }
+
+    #[test]
+    fn bad_values_name_their_flag_or_key() {
+        let e = error(settings_of(
+            &["a", "s3://media/a", "--part-size", "1MiB"],
+            "",
+        ));
+        assert!(e.starts_with("--part-size (VIDPIPE_PART_SIZE): "), "{e}");
+        let e = error(settings_of(
+            &["a", "s3://media/a"],
+            "upload-chunked:\n  attempts: 0\n",
+        ));
+        assert!(
+            e.contains(":2: upload-chunked.attempts: 0 must be between 1 and 100"),
+            "{e}"
+        );
+        let e = error(settings_of(&["a", "s3://Bad_Bucket/a"], ""));
+        assert!(e.contains("not a valid bucket name"), "{e}");
+        let e = error(settings_of(&["a", "/tmp/x"], ""));
+        assert!(e.contains("s3://bucket/key"), "{e}");
+    }
+
+    #[test]
+    fn destinations_and_actions() {
+        let e = error(settings_of(&["a", "b", "s3://media/one.bin"], ""));
+        assert!(e.contains("end the destination with `/`"), "{e}");
+        let run = settings_of(&["a", "b", "s3://media/many/"], "").expect("prefix");
+        assert!(matches!(run.action, Action::Upload(ref t) if t.sources.len() == 2));
+        let e = error(settings_of(
+            &["--list-incomplete", "a", "s3://media/p/"],
+            "",
+        ));
+        assert!(e.contains("takes only the destination"), "{e}");
+        let run = settings_of(&["--list-incomplete", "s3://media/p/"], "").expect("list");
+        assert!(matches!(run.action, Action::ListIncomplete(ref u) if u.key == "p/"));
+        let e = error(settings_of(&["s3://media/p/"], ""));
+        assert!(e.contains("at least one source"), "{e}");
+        let run = settings_of(&["--abort", "a", "s3://media/a"], "").expect("abort");
+        assert!(matches!(run.action, Action::Abort(_)));
     }
 }

@@ -13,7 +13,7 @@
 //! neither of `text`/`audio`, missing or undecodable audio files, and
 //! (once the video's length is known) lines outside the video.
 
-use crate::config::{NumberOrText, Value};
+use crate::config::{Scalar, Value};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -64,7 +64,7 @@ pub enum ScriptError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLine {
-    at: Value<NumberOrText>,
+    at: Value<Scalar>,
     text: Option<Value<String>>,
     audio: Option<Value<String>>,
 }
@@ -117,14 +117,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Line>, ScriptError> {
             reason,
         };
         let at = match &r.at.value {
-            NumberOrText::Number(n) => {
+            Scalar::Number(n) => {
                 if n.is_finite() && *n >= 0.0 {
                     *n
                 } else {
                     return Err(bad(format!("`at: {n}` must be a time from 0 on")));
                 }
             }
-            NumberOrText::Text(t) => parse_time(t).map_err(bad)?,
+            Scalar::Text(t) => parse_time(t).map_err(bad)?,
+            Scalar::Bool(b) => return Err(bad(format!("`at: {b}` is not a time"))),
         };
         let speech = match (r.text, r.audio) {
             (Some(t), None) => {

@@ -3,16 +3,17 @@
 //! Jobs write through the small [`Destination`] trait so the same encode
 //! targets a local directory (the embedded default, no server needed) or an
 //! S3-compatible bucket. Keys are relative, `/`-separated. [`Location`]
-//! parses what the user typed as `DEST`.
+//! parses what the user typed as `DEST`, [`ObjectUrl`] one `s3://bucket/key`.
 
 mod local;
+mod location;
 pub mod s3;
 
 pub use local::LocalDir;
+pub use location::{Location, ObjectUrl};
 pub use s3::{ObjectInfo, S3Dest, S3Options, S3Session};
 
 use std::io;
-use std::path::PathBuf;
 
 /// A place that stores published files by relative key.
 pub trait Destination: Send + Sync {
@@ -46,85 +47,9 @@ pub trait Destination: Send + Sync {
     fn describe(&self, key: &str) -> String;
 }
 
-/// A `DEST` argument: a local directory or `s3://bucket/prefix`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// A directory on this machine.
-    Local(PathBuf),
-    /// A bucket and a key prefix (empty, or ending in `/`).
-    S3 {
-        /// Bucket name.
-        bucket: String,
-        /// Key prefix, empty or ending in `/`.
-        prefix: String,
-    },
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local(dir) => write!(f, "{}", dir.display()),
-            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-        }
-    }
-}
-
-impl Location {
-    /// Parses `s3://bucket[/prefix]` or a local path.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let Some(rest) = text.strip_prefix("s3://") else {
-            if text.contains("://") {
-                return Err(format!(
-                    "`{text}`: only local paths and s3:// URLs are supported"
-                ));
-            }
-            return Ok(Location::Local(PathBuf::from(text)));
-        };
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let valid = (3..=63).contains(&bucket.len())
-            && bucket
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-        if !valid {
-            return Err(format!("`{text}`: `{bucket}` is not a valid bucket name"));
-        }
-        let prefix = prefix.trim_matches('/');
-        let prefix = if prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{prefix}/")
-        };
-        Ok(Location::S3 {
-            bucket: bucket.to_string(),
-            prefix,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_locations() {
-        assert_eq!(Location::parse("out"), Ok(Location::Local("out".into())));
-        assert_eq!(
-            Location::parse("s3://media/vod/2024/"),
-            Ok(Location::S3 {
-                bucket: "media".into(),
-                prefix: "vod/2024/".into()
-            })
-        );
-        assert_eq!(
-            Location::parse("s3://media"),
-            Ok(Location::S3 {
-                bucket: "media".into(),
-                prefix: String::new()
-            })
-        );
-        assert!(Location::parse("s3://Bad_Bucket/x").is_err());
-        assert!(Location::parse("ftp://host/x").is_err());
-    }
 
     #[test]
     fn remove_incomplete_cleans_every_level_below_the_prefix() {

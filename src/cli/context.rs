@@ -1,0 +1,118 @@
+//! What every subcommand's `run` gets besides its own settings.
+//!
+//! [`Ctx`] holds the reporter (always one that shows warnings and errors on
+//! a terminal), the cancel flag set by Ctrl-C/SIGTERM, how chatty the
+//! console may be, the S3 connection (opened on first use, once), and the
+//! user's state directory. Subcommands open outputs and report failures
+//! through it, so none of them wires these things itself.
+
+use super::error::CliError;
+use super::Outcome;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use vidpipe::progress::{Event, Reporter};
+use vidpipe::storage::{Destination, LocalDir, Location, S3Dest, S3Options, S3Session};
+use vidpipe::CancelFlag;
+
+/// The shared context of one command.
+pub struct Ctx {
+    /// Where events go (bars, JSON lines or nothing), with warnings and
+    /// errors always shown on stderr.
+    pub reporter: Box<dyn Reporter>,
+    /// Set when the user asks to stop.
+    pub cancel: CancelFlag,
+    /// Human summary lines on stderr are wanted (not `-q`, not JSON).
+    pub chatty: bool,
+    /// `--progress json`: machine-readable output on stdout.
+    pub json: bool,
+    /// Where state that must outlive a run is kept for outputs that are
+    /// not a local directory (checkpoints of bucket outputs, upload
+    /// journals): `$XDG_STATE_HOME/vidpipe`, else `~/.local/state/vidpipe`.
+    pub state_root: PathBuf,
+    s3_options: S3Options,
+    s3: OnceLock<Result<Arc<S3Session>, String>>,
+}
+
+impl Ctx {
+    /// A context around `reporter`.
+    pub fn new(
+        reporter: Box<dyn Reporter>,
+        cancel: CancelFlag,
+        chatty: bool,
+        json: bool,
+        s3_options: S3Options,
+    ) -> Self {
+        Ctx {
+            reporter,
+            cancel,
+            chatty,
+            json,
+            state_root: state_root(),
+            s3_options,
+            s3: OnceLock::new(),
+        }
+    }
+
+    /// The reporter, as the engine takes it.
+    pub fn reporter(&self) -> &dyn Reporter {
+        self.reporter.as_ref()
+    }
+
+    /// The S3 connection, set up on first use. Failing to set it up is a
+    /// runtime failure (exit 1) in every subcommand.
+    pub fn s3(&self) -> Result<Arc<S3Session>, CliError> {
+        self.s3
+            .get_or_init(|| S3Session::connect(&self.s3_options).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|e| CliError::runtime("S3", format!("cannot set up the S3 client: {e}")))
+    }
+
+    /// The S3 connection when `needed`, else `None` (nothing is set up).
+    pub fn s3_if(&self, needed: bool) -> Result<Option<Arc<S3Session>>, CliError> {
+        needed.then(|| self.s3()).transpose()
+    }
+
+    /// Where `location` is written: a local directory, or a bucket.
+    pub fn destination(&self, location: &Location) -> Result<Box<dyn Destination>, CliError> {
+        Ok(match location {
+            Location::Local(dir) => Box::new(LocalDir::new(dir)),
+            Location::S3 { bucket, prefix } => Box::new(S3Dest::new(self.s3()?, bucket, prefix)),
+        })
+    }
+
+    /// Reports a failed input: an `error` event (the reporter shows it on
+    /// stderr too).
+    pub fn fail(&self, input: &str, message: &str) {
+        self.reporter.report(Event::Error {
+            input: input.to_string(),
+            message: message.to_string(),
+        });
+    }
+
+    /// A summary line for a person at a terminal (not with `-q` or
+    /// `--progress json`).
+    pub fn say(&self, line: impl std::fmt::Display) {
+        if self.chatty {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// The outcome of a batch in which `failed` inputs failed.
+pub fn batch_outcome(failed: usize) -> Outcome {
+    if failed > 0 {
+        Outcome::SomeFailed
+    } else {
+        Outcome::Success
+    }
+}
+
+/// `$XDG_STATE_HOME/vidpipe`, else `~/.local/state/vidpipe`, else the temp
+/// dir.
+fn state_root() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("vidpipe")
+}
