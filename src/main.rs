@@ -56,7 +56,7 @@ fn cancel_on_signal() -> vidpipe::CancelFlag {
         if handler_flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("stopping: finishing the current step and saving the checkpoint (Ctrl-C again to quit now)");
+        eprintln!("stopping on request: finishing the current step and saving the checkpoint (interrupt again to quit now)");
     });
     if let Err(e) = installed {
         tracing::warn!("cannot install the interrupt handler: {e}");
@@ -67,18 +67,21 @@ fn cancel_on_signal() -> vidpipe::CancelFlag {
 fn init_logging(verbose: u8, quiet: u8) {
     // The AWS SDK warns about every credential source it tries (EC2
     // metadata and so on); vidpipe reports the failure that matters itself.
+    // -v shows vidpipe's own debug lines (ladder, segment cuts, retries);
+    // the SDK's request-level logs only come with -vv.
     let level = match (verbose, quiet) {
         (0, 0) => "warn,aws_config=error,aws_smithy_runtime=error",
         (_, 1) => "error",
         (_, q) if q >= 2 => "off",
-        (1, _) => "info,vidpipe=debug",
-        _ => "debug,vidpipe=trace",
+        (1, _) => "warn,vidpipe=debug,aws_config=error,aws_smithy_runtime=error",
+        _ => "info,vidpipe=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIDPIPE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

@@ -473,3 +473,55 @@ fn wrong_credentials_and_unreadable_files_fail_clearly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_directory_keeps_its_name_unless_given_with_a_trailing_slash() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("clips");
+    std::fs::create_dir_all(src.join("day1")).expect("mkdir");
+    write_random(&src.join("a.bin"), 10);
+    write_random(&src.join("day1/b.bin"), 20);
+    let dir = src.to_str().expect("utf8");
+    for (arg, prefix) in [
+        (dir.to_string(), "named/"),
+        (format!("{dir}/"), "contents/"),
+    ] {
+        let o = run(&mut upload(
+            &garage,
+            tmp.path(),
+            &[&arg, &format!("s3://{}/{prefix}", garage.bucket)],
+        ));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        garage.keys("named/"),
+        vec![
+            "named/clips/a.bin".to_string(),
+            "named/clips/day1/b.bin".into()
+        ]
+    );
+    assert_eq!(
+        garage.keys("contents/"),
+        vec!["contents/a.bin".to_string(), "contents/day1/b.bin".into()]
+    );
+
+    // Two sources cannot share one key: a usage error before any upload.
+    let a = src.join("a.bin");
+    let o = run(&mut upload(
+        &garage,
+        tmp.path(),
+        &[
+            a.to_str().expect("utf8"),
+            dir,
+            &format!("s3://{}/one.bin", garage.bucket),
+        ],
+    ));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("end the destination with `/`"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(garage.keys("one.bin").is_empty());
+}

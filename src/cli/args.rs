@@ -224,9 +224,10 @@ pub struct CommentaryArgs {
 /// Arguments of `upload-chunked`.
 #[derive(Debug, Args)]
 pub struct UploadArgs {
-    /// Files or directories (uploaded recursively, keys keep relative
-    /// paths), then the destination: s3://bucket/key for one file, or
-    /// s3://bucket/prefix/.
+    /// Files or directories, then the destination: s3://bucket/key for
+    /// one file, or s3://bucket/prefix/. A directory's files keep their
+    /// paths under the directory's name (DIR) or, with a trailing slash
+    /// (DIR/), directly under the prefix.
     #[arg(required = true, num_args = 1.., value_name = "SRC... DEST")]
     pub paths: Vec<String>,
 
@@ -347,7 +348,7 @@ pub struct TranscodeArgs {
 /// Arguments of `probe`.
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
-    /// A media file or http(s) URL.
+    /// A media file, an http(s) URL or an s3://bucket/key object.
     #[arg(value_name = "INPUT")]
     pub input: String,
 }

@@ -1,7 +1,7 @@
 //! `vidpipe captions`: settings, then VOD once or live with `--follow`,
 //! and the subtitle group of `--master`.
 
-use super::context::{batch_outcome, Ctx};
+use super::context::{batch_outcome, count, Ctx};
 use super::error::{CliError, SettingsError};
 use super::layers::{parse_number, parse_seconds_in, parse_segment_ms, parse_url, usage, Layers};
 use super::{CaptionsArgs, Outcome};
@@ -327,11 +327,11 @@ fn publish_vod(
     finished(ctx.reporter(), dest, &published.tracks, published.segments);
     for track in &published.tracks {
         ctx.say(format!(
-            "published {} ({}) -> {}, {} segments",
+            "published {} ({}) -> {}, {}",
             track.file(),
             track.language,
             dest.describe(&track.playlist_key()),
-            published.segments
+            count(published.segments, "segment")
         ));
     }
     batch_outcome(published.failed.len() + usize::from(!attached))
@@ -364,10 +364,10 @@ fn follow(
                 .collect();
             finished(ctx.reporter(), dest, &ended, outcome.segments);
             ctx.say(format!(
-                "ended {} playlist(s) at {} segments after {} tick(s)",
-                ended.len(),
-                outcome.segments,
-                outcome.ticks
+                "ended {} at {} after {}",
+                count(ended.len() as u64, "playlist"),
+                count(outcome.segments, "segment"),
+                count(outcome.ticks, "tick")
             ));
             Ok(batch_outcome(outcome.failed.len() + usize::from(!attached)))
         }

@@ -7,7 +7,7 @@
 //! input (exit 1); warnings (a line without a voice, a short video) go to
 //! stderr and to `--progress json` as `warning` events.
 
-use super::context::Ctx;
+use super::context::{count, Ctx};
 use super::error::{CliError, SettingsError};
 use super::layers::{
     parse_audio_bitrate, parse_number, parse_preset, parse_seconds_in, parse_threads, usage, Layers,
@@ -283,8 +283,11 @@ fn commentate(
     match done {
         Ok(done) => {
             ctx.say(format!(
-                "commentary {} -> {} ({} chunks, {} built now)",
-                job.input, done.path, done.chunks, done.built
+                "commentary {} -> {} ({}, {} built now)",
+                job.input,
+                done.path,
+                count(done.chunks, "chunk"),
+                done.built
             ));
             Ok(Outcome::Success)
         }

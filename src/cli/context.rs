@@ -107,6 +107,14 @@ pub fn batch_outcome(failed: usize) -> Outcome {
     }
 }
 
+/// `1 segment`, `3 segments`: a count with its noun for summary lines.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// `$XDG_STATE_HOME/vidpipe`, else `~/.local/state/vidpipe`, else the temp
 /// dir.
 fn state_root() -> PathBuf {
@@ -115,4 +123,14 @@ fn state_root() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(std::env::temp_dir)
         .join("vidpipe")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_take_the_plural_from_two_on() {
+        assert_eq!(super::count(1u32, "segment"), "1 segment");
+        assert_eq!(super::count(0u32, "chunk"), "0 chunks");
+        assert_eq!(super::count(12u64, "tick"), "12 ticks");
+    }
 }

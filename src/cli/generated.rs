@@ -16,7 +16,10 @@ fn generated() -> Vec<(PathBuf, Vec<u8>)> {
         clap_complete::generate(shell, &mut super::command(), "vidpipe", &mut out);
         files.push((PathBuf::from("completions").join(name), out));
     }
-    let cmd = super::command();
+    // Man pages list real commands only: no `vidpipe-help(1)`, and each
+    // subcommand's synopsis reads `vidpipe probe`, not `vidpipe-probe`.
+    let mut cmd = super::command().disable_help_subcommand(true);
+    cmd.build();
     let mut page = Vec::new();
     clap_mangen::Man::new(cmd.clone())
         .render(&mut page)
@@ -25,7 +28,8 @@ fn generated() -> Vec<(PathBuf, Vec<u8>)> {
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
         let name = format!("vidpipe-{}", sub.get_name());
         let mut page = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(name.clone()))
+        let bin_name = format!("vidpipe {}", sub.get_name());
+        clap_mangen::Man::new(sub.clone().name(name.clone()).bin_name(bin_name))
             .render(&mut page)
             .expect("render man page");
         files.push((PathBuf::from("man").join(format!("{name}.1")), page));

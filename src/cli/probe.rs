@@ -4,6 +4,7 @@ use super::context::Ctx;
 use super::error::{CliError, SettingsError};
 use super::layers::Layers;
 use super::{Outcome, ProbeArgs};
+use vidpipe::inputs::expand;
 
 /// Everything `probe` needs to run.
 #[derive(Debug, Clone)]
@@ -21,9 +22,14 @@ pub fn settings(_layers: &Layers, args: &ProbeArgs) -> Result<ProbeRun, Settings
 
 /// Prints the facts, or reports why the input cannot be read.
 pub fn run(run: &ProbeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
-    let json = vidpipe::media::probe::probe(&run.input)
-        .map_err(|e| e.to_string())
-        .and_then(|info| serde_json::to_string_pretty(&info).map_err(|e| e.to_string()));
+    let json = open_url(run, ctx)?.and_then(|url| {
+        let mut info = vidpipe::media::probe::probe(&url)
+            // An s3:// input is opened through a presigned URL: a bearer
+            // token that is never shown.
+            .map_err(|e| e.to_string().replace(&url, &run.input))?;
+        info.input.clone_from(&run.input);
+        serde_json::to_string_pretty(&info).map_err(|e| e.to_string())
+    });
     Ok(match json {
         Ok(json) => {
             println!("{json}");
@@ -34,4 +40,21 @@ pub fn run(run: &ProbeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
             Outcome::SomeFailed
         }
     })
+}
+
+/// What libav opens: the input itself, or for `s3://bucket/key` a
+/// presigned URL of the object (like every other subcommand's inputs).
+fn open_url(run: &ProbeRun, ctx: &Ctx) -> Result<Result<String, String>, CliError> {
+    if !run.input.starts_with("s3://") {
+        return Ok(Ok(run.input.clone()));
+    }
+    let session = ctx.s3()?;
+    let (items, problems) = expand(std::slice::from_ref(&run.input), Some(&session));
+    Ok(
+        match (items.into_iter().next(), problems.into_iter().next()) {
+            (Some(item), _) => Ok(item.open),
+            (None, Some(problem)) => Err(problem.reason),
+            (None, None) => Err("no video object there".into()),
+        },
+    )
 }

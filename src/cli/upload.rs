@@ -192,8 +192,10 @@ fn items(ctx: &Ctx, transfer: &Transfer) -> (Vec<UploadItem>, usize) {
     (items, failed)
 }
 
-/// A directory's files under `prefix/<dir name>/`; returns how many
-/// entries could not be read (reported).
+/// A directory's files under `prefix/<dir name>/`, or directly under
+/// `prefix` when the directory was given with a trailing slash (`DIR/`, as
+/// rsync and rclone read it); returns how many entries could not be read
+/// (reported).
 fn walk_dir(
     ctx: &Ctx,
     dir: &Path,
@@ -201,14 +203,19 @@ fn walk_dir(
     prefix: &str,
     items: &mut Vec<UploadItem>,
 ) -> usize {
-    let base = file_name(dir);
+    let contents_only = dir.as_os_str().to_string_lossy().ends_with('/');
+    let base = if contents_only {
+        String::new()
+    } else {
+        format!("{}/", file_name(dir))
+    };
     let mut failed = 0;
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         match entry {
             Ok(e) if e.file_type().is_file() => {
                 let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
                 let rel = rel.to_string_lossy().replace('\\', "/");
-                items.push(item(e.path(), bucket, format!("{prefix}{base}/{rel}")));
+                items.push(item(e.path(), bucket, format!("{prefix}{base}{rel}")));
             }
             Ok(_) => {}
             Err(e) => {
