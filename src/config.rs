@@ -208,12 +208,7 @@ impl ConfigFile {
             return Ok(ConfigFile::default());
         }
         serde_saphyr::from_str(text).map_err(|e| {
-            let line = e.location().map(|l| l.line()).filter(|&l| l > 0);
-            let message = first_line(&e.to_string());
-            let message = match line.and_then(|l| key_at_line(text, l as usize)) {
-                Some(key) => format!("{key}: {message}"),
-                None => message,
-            };
+            let (line, message) = describe_yaml_error(text, &e);
             ConfigError::Parse {
                 path: path.to_path_buf(),
                 line: line.map(|l| format!(":{l}")).unwrap_or_default(),
@@ -223,13 +218,37 @@ impl ConfigFile {
     }
 }
 
+/// A YAML parse error as its line and one message without the parser's
+/// own `error: line N column M:` prefix (the caller prints `file:line:`),
+/// led by the key written on that line when there is one.
+pub fn describe_yaml_error(text: &str, e: &serde_saphyr::Error) -> (Option<usize>, String) {
+    let line = e.location().map(|l| l.line() as usize).filter(|&l| l > 0);
+    let message = first_line(&e.to_string());
+    let message = strip_position(&message).to_string();
+    let message = match line.and_then(|l| key_at_line(text, l)) {
+        Some(key) => format!("{key}: {message}"),
+        None => message,
+    };
+    (line, message)
+}
+
+/// `error: line 2 column 9: expected …` → `expected …`.
+fn strip_position(message: &str) -> &str {
+    let rest = message.strip_prefix("error: ").unwrap_or(message);
+    match rest.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((position, reason)) if position.contains("column") => reason,
+        _ => rest,
+    }
+}
+
 /// The dotted key written on 1-based `line` (`transcode-hls.max-fps`),
 /// so that a type error from the YAML parser names the key like every
 /// other config error.
 fn key_at_line(text: &str, line: usize) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     let key_of = |l: &str| -> Option<String> {
-        let (key, _) = l.trim().split_once(':')?;
+        let item = l.trim();
+        let (key, _) = item.strip_prefix("- ").unwrap_or(item).split_once(':')?;
         let simple = !key.is_empty()
             && key
                 .chars()
@@ -241,10 +260,12 @@ fn key_at_line(text: &str, line: usize) -> Option<String> {
     if !here.starts_with([' ', '\t']) {
         return Some(key);
     }
+    // The enclosing top-level mapping key; a list item has none.
     let section = lines[..line - 1]
         .iter()
         .rev()
         .find(|l| !l.trim().is_empty() && !l.starts_with([' ', '\t', '#']))
+        .filter(|l| !l.starts_with('-'))
         .and_then(|l| key_of(l));
     Some(match section {
         Some(section) => format!("{section}.{key}"),
@@ -305,6 +326,15 @@ mod tests {
                 .starts_with("v.yaml:2: transcode-hls.max-fps:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn syntax_errors_are_said_once() {
+        let text = "transcode-hls:\n  preset: [\n";
+        let err = ConfigFile::parse(Path::new("v.yaml"), text).expect_err("bad yaml");
+        let msg = err.to_string();
+        assert!(msg.starts_with("v.yaml:2: transcode-hls.preset: "), "{msg}");
+        assert!(!msg.contains("error:") && !msg.contains("column"), "{msg}");
     }
 
     #[test]

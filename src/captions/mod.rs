@@ -364,12 +364,13 @@ pub fn mpegts_for_master(master: &dyn Destination, key: &str) -> u64 {
 }
 
 /// Adds the subtitle group to the master playlist at `key` of `master`
-/// (replacing an earlier one), atomically.
+/// (replacing an earlier one), atomically; `false` when the master already
+/// had exactly this group and was left untouched.
 pub fn attach_to_master(
     master: &dyn Destination,
     key: &str,
     entries: &[SubtitleEntry],
-) -> Result<(), CaptionsError> {
+) -> Result<bool, CaptionsError> {
     let error = |reason: String| CaptionsError::Master {
         master: master.describe(key),
         reason,
@@ -379,12 +380,13 @@ pub fn attach_to_master(
         .map_err(|e| error(format!("cannot read it: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| error("not UTF-8 text".into()))?;
     let updated = playlist::attach_subtitles(&text, entries).map_err(error)?;
-    if updated != text {
-        master
-            .put(key, updated.as_bytes())
-            .map_err(|e| error(format!("cannot write it: {e}")))?;
+    if updated == text {
+        return Ok(false);
     }
-    Ok(())
+    master
+        .put(key, updated.as_bytes())
+        .map_err(|e| error(format!("cannot write it: {e}")))?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -293,16 +293,18 @@ impl Master {
     /// Adds `tracks` to the master; `false` (reported) when that failed.
     fn attach(&self, ctx: &Ctx, tracks: &[Track]) -> bool {
         let entries = captions::subtitle_entries(tracks, |key| format!("{}{key}", self.uri));
+        let master = self.dest.describe(&self.name);
         match captions::attach_to_master(self.dest.as_ref(), &self.name, &entries) {
-            Ok(()) => {
-                ctx.say(format!(
-                    "subtitles added to {}",
-                    self.dest.describe(&self.name)
-                ));
+            Ok(true) => {
+                ctx.say(format!("subtitles added to {master}"));
+                true
+            }
+            Ok(false) => {
+                ctx.say(format!("{master} already lists these subtitles"));
                 true
             }
             Err(e) => {
-                ctx.fail(&self.dest.describe(&self.name), &e.to_string());
+                ctx.fail(&master, &error_text(&e));
                 false
             }
         }
@@ -392,6 +394,7 @@ fn error_text(e: &CaptionsError) -> String {
             format!("line {}: {}", problem.line, problem.message)
         }
         CaptionsError::Read { source, .. } => source.to_string(),
+        CaptionsError::Master { reason, .. } => reason.clone(),
         e => e.to_string(),
     }
 }

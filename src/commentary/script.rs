@@ -91,21 +91,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Line>, ScriptError> {
         });
     }
     let raw: Vec<RawLine> = serde_saphyr::from_str(text).map_err(|e| {
-        let line = e
-            .location()
-            .filter(|l| l.line() > 0)
-            .map(|l| format!(":{}", l.line()))
-            .unwrap_or_default();
-        let message = e
-            .to_string()
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("invalid YAML")
-            .to_string();
+        let (line, reason) = crate::config::describe_yaml_error(text, &e);
         ScriptError::Invalid {
-            location: format!("{file}{line}"),
-            reason: message,
+            location: line.map_or_else(|| file.to_string(), |l| format!("{file}:{l}")),
+            reason,
         }
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
