@@ -14,7 +14,7 @@ use vidpipe::CancelFlag;
 
 /// Validated `upload-chunked` arguments, or a usage error.
 pub fn settings(args: &UploadArgs) -> Result<UploadSettings, String> {
-    let part_size = plan::parse_size(&args.part_size)
+    let part_size = vidpipe::units::parse_size(&args.part_size)
         .and_then(plan::check_part_size)
         .map_err(|e| format!("--part-size (VIDPIPE_PART_SIZE): {e}"))?;
     if !(1..=1000).contains(&args.concurrency) {
