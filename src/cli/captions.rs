@@ -540,11 +540,11 @@ mod settings_tests {
 
     #[test]
     fn the_section_sets_every_option() {
-        let yaml = "captions:\n  output: subs\n  segment-duration: 6\n  duration: 95.5\n  follow: true\n  interval: 2s\n  window: 5\n  base-url: https://cdn.example/t/\n";
+        let yaml = "captions:\n  output: subs\n  segment-duration: 6\n  duration: 1h2m\n  follow: true\n  interval: 2s\n  window: 5\n  base-url: https://cdn.example/t/\n";
         let run = settings_of(&["en=a.srt"], yaml).expect("valid");
         assert_eq!(run.output, Location::Local("subs".into()));
         assert_eq!(run.settings.layout.segment_ms, 6000);
-        assert_eq!(run.settings.duration_ms, 95_500);
+        assert_eq!(run.settings.duration_ms, 3_720_000);
         let live = run.live.expect("live");
         assert_eq!(live.interval, std::time::Duration::from_secs(2));
         assert_eq!(live.window, 5);

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vidpipe::progress::{Event, Reporter};
 use vidpipe::storage::{ObjectUrl, S3Session};
+use vidpipe::units::parse_size;
 use vidpipe::upload::{self, plan, upload_all, UploadError, UploadItem, UploadSettings};
 
 /// Everything `upload-chunked` needs to run.
@@ -62,7 +63,7 @@ pub fn settings(layers: &Layers, args: &UploadArgs) -> Result<UploadRun, Setting
             args.part_size.as_deref(),
             cfg.part_size.as_ref(),
             8 << 20,
-            |v| plan::parse_size(v).and_then(plan::check_part_size),
+            |v| parse_size(v).and_then(plan::check_part_size),
         )?,
         concurrency: s.or(
             "concurrency",
@@ -442,6 +443,11 @@ mod tests {
         assert_eq!(run.settings.concurrency, 2);
         assert_eq!(run.presign, Some(Duration::from_secs(3600)));
         assert!(run.json);
+        // --presign's help names 7d as the most S3 allows.
+        let run = settings_of(&["a", "s3://media/a", "--presign", "7d"], "").expect("7d");
+        assert_eq!(run.presign, Some(Duration::from_secs(7 * 86400)));
+        let e = error(settings_of(&["a", "s3://media/a", "--presign", "8d"], ""));
+        assert!(e.starts_with("--presign: "), "{e}");
     }
 
     #[test]

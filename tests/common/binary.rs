@@ -1,0 +1,31 @@
+//! The vidpipe binary under test: starting it with a clean environment,
+//! running commands, and reading its NDJSON events.
+
+use std::process::{Command, Output};
+
+/// The vidpipe binary under test.
+pub fn vidpipe() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vidpipe"));
+    // Keep the environment of the developer's shell out of the tests.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VIDPIPE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs a command and returns its output, panicking if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// NDJSON events from stdout.
+pub fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
