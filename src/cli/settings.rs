@@ -13,9 +13,9 @@ use vidpipe::captions::segment::{Layout, DEFAULT_MPEGTS};
 use vidpipe::captions::{CaptionSettings, Track};
 use vidpipe::config::{value_error, ConfigError, ConfigFile, NumberOrText, Value};
 use vidpipe::hls::ladder::Ladder;
-use vidpipe::hls::playlist::SegmentFormat;
 use vidpipe::hls::{TranscodeSettings, PRESETS};
 use vidpipe::inputs::Shard;
+use vidpipe::media::mux::SegmentFormat;
 use vidpipe::storage::{Location, S3Options};
 use vidpipe::units::{parse_seconds, Bitrate};
 

@@ -154,7 +154,7 @@ fn decode_and_encode(
     }
     let stream = ictx
         .stream(src.video_index)
-        .ok_or_else(|| CommentaryError::Input("the video stream vanished".into()))?;
+        .ok_or_else(|| CommentaryError::Internal("the video stream vanished".into()))?;
     let anchor = (iv.first == 0).then_some(tl.start_time);
     let mut decoder = VideoDecoder::new(&stream, src.rotation, tl.fps(), anchor).map_err(input)?;
     let start_sample = tl.sample_of(iv.first);
@@ -181,7 +181,8 @@ fn decode_and_encode(
     let mut h264 = src.h264.clone();
     h264.threads = threads;
     let mut video = VideoChunk {
-        encoder: open_h264(&h264).map_err(input)?,
+        encoder: open_h264(&h264)
+            .map_err(|e| CommentaryError::Media(format!("chunk {}: {e}", iv.index), e))?,
         scaler: Scaler::new(h264.width, h264.height),
         packets: Vec::new(),
         next: None,

@@ -262,7 +262,7 @@ pub fn detect(
     let mut ictx = media::open_input(&src.open).map_err(input)?;
     let stream = ictx
         .stream(src.video_index)
-        .ok_or_else(|| CommentaryError::Input("the video stream vanished".into()))?;
+        .ok_or_else(|| CommentaryError::Internal("the video stream vanished".into()))?;
     let mut decoder =
         VideoDecoder::new(&stream, src.rotation, tl.fps(), Some(tl.start_time)).map_err(input)?;
     let mut audio = match src.audio_index.and_then(|i| ictx.stream(i)) {
