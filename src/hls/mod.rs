@@ -524,6 +524,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_stale_master_that_cannot_be_removed_fails_the_input_and_keeps_the_earlier_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = crate::storage::LocalDir::new(dir.path());
+        // A directory where the master is cannot be removed as a file.
+        dest.put("clip/master.m3u8/held", b"x").expect("put");
+        dest.put("clip/720p/index.m3u8", b"#EXTM3U").expect("put");
+        let job = Job {
+            input: "clip.mp4".into(),
+            open: "clip.mp4".into(),
+            prefix: "clip/".into(),
+            state_dir: dir.path().join("clip"),
+            identity: String::new(),
+        };
+        let cp_path = CheckpointFile::path_in(&job.state_dir);
+        let err = clear_previous_output(&job, &dest, &cp_path, &["720p".into()])
+            .expect_err("the master cannot be removed");
+        assert!(matches!(err, HlsError::StaleMaster { .. }), "{err:?}");
+        assert!(err.to_string().contains("clip/master.m3u8"), "{err}");
+        assert!(dest.exists("clip/720p/index.m3u8"));
+    }
+
+    #[test]
     fn big_renditions_get_more_encoder_threads() {
         let plan = Ladder::default().plan(1920, 1080);
         let threads = rendition_threads(&plan, 2);
