@@ -14,6 +14,7 @@
 pub mod captions;
 pub mod commentary;
 pub mod config;
+pub mod fingerprint;
 pub mod fsutil;
 pub mod hls;
 pub mod inputs;

@@ -851,6 +851,11 @@ fn overlapping_lines_are_both_spoken_with_a_warning() {
     let pcm = mono_pcm(&out.join("commentary.mp4"));
     // Both voices sound: the tone runs from 1.5 s to 2.9 s.
     assert!(tone_level(span(&pcm, 2.55, 2.85), VOICE_HZ) > 0.05);
+    // The first voice (1.5 s to 2.5 s, one second after its line) is heard
+    // where it alone sounds, before the second begins at 1.9 s; before it
+    // there is only the clip's 440 Hz.
+    assert!(tone_level(span(&pcm, 1.55, 1.85), VOICE_HZ) > 0.05);
+    assert!(tone_level(span(&pcm, 0.6, 1.4), VOICE_HZ) < 0.005);
 }
 
 #[test]

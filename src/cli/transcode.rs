@@ -14,7 +14,7 @@ use super::layers::{
 use super::Outcome;
 use std::path::PathBuf;
 use vidpipe::hls::ladder::Ladder;
-use vidpipe::hls::playlist::SegmentFormat;
+use vidpipe::media::mux::SegmentFormat;
 use vidpipe::hls::{self, HlsError, Job, TranscodeSettings};
 use vidpipe::inputs::{expand, InputItem, Shard};
 use vidpipe::storage::{Destination, Location, S3Session};

@@ -137,92 +137,9 @@ fn decode_and_encode(
     cancel: &CancelFlag,
 ) -> Result<(Vec<ff::Packet>, ff::encoder::video::Encoder, u64, Vec<f32>), CommentaryError> {
     let tl = &src.timeline;
-    let input = |e: MediaError| CommentaryError::Input(format!("chunk {}: {e}", iv.index));
-    let mut ictx = media::open_input(&src.open).map_err(input)?;
-    if iv.first > 0 {
-        // A keyframe before the interval, with margin so the audio decoder
-        // is primed before the first sample we keep.
-        let target = ((tl.start_time + tl.secs_of(iv.first) - 1.0).max(0.0)
-            * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
-        ictx.seek(target, ..target).map_err(|e| {
-            CommentaryError::Input(format!(
-                "chunk {}: cannot seek to {:.1}s: {e}",
-                iv.index,
-                tl.secs_of(iv.first)
-            ))
-        })?;
-    }
-    let stream = ictx
-        .stream(src.video_index)
-        .ok_or_else(|| CommentaryError::Input("the video stream vanished".into()))?;
-    let anchor = (iv.first == 0).then_some(tl.start_time);
-    let mut decoder = VideoDecoder::new(&stream, src.rotation, tl.fps(), anchor).map_err(input)?;
-    let start_sample = tl.sample_of(iv.first);
-    let end_sample = match iv.end {
-        Some(end) => tl.sample_of(end) + LOOKAHEAD_SAMPLES,
-        // The last chunk runs to the end of the input; its exact length is
-        // known once the video ends.
-        None => tl.sample_of(iv.first + tl.frames_in(86_400.0)),
-    };
-    let mut audio = match src.audio_index.and_then(|i| ictx.stream(i)) {
-        Some(s) => Some(
-            PcmCollector::new(
-                &s,
-                Placement::Window {
-                    origin: tl.start_time,
-                    start: start_sample,
-                    end: end_sample,
-                },
-            )
-            .map_err(input)?,
-        ),
-        None => None,
-    };
-    let mut h264 = src.h264.clone();
-    h264.threads = threads;
-    let mut video = VideoChunk {
-        encoder: open_h264(&h264).map_err(input)?,
-        scaler: Scaler::new(h264.width, h264.height),
-        packets: Vec::new(),
-        next: None,
-        done: false,
-        interval: *iv,
-        timeline: *tl,
-    };
-    loop {
-        if cancel.load(Ordering::SeqCst) {
-            return Err(CommentaryError::Interrupted);
-        }
-        let audio_done = audio.as_ref().is_none_or(PcmCollector::complete);
-        if video.done && audio_done {
-            break;
-        }
-        let mut packet = ff::Packet::empty();
-        match packet.read(&mut ictx) {
-            Ok(()) => {}
-            Err(ff::Error::Eof) => {
-                if !video.done {
-                    decoder.finish(&mut |f| video.offer(f))?;
-                }
-                break;
-            }
-            Err(e) => {
-                return Err(CommentaryError::Input(format!(
-                    "chunk {}: read error: {e} (the file may be truncated or damaged)",
-                    iv.index
-                )))
-            }
-        }
-        if packet.stream() == src.video_index {
-            if !video.done {
-                decoder.push(&packet, &mut |f| video.offer(f))?;
-            }
-        } else if Some(packet.stream()) == src.audio_index {
-            if let Some(a) = audio.as_mut().filter(|a| !a.complete()) {
-                a.push(&packet).map_err(input)?;
-            }
-        }
-    }
+    let mut reader = IntervalReader::open(src, iv)?;
+    let mut video = VideoChunk::new(src, iv, threads)?;
+    reader.read(src, &mut video, cancel)?;
     let Some(next) = video.next else {
         return Err(CommentaryError::Input(format!(
             "chunk {}: no video frames from {:.3}s on",
@@ -237,27 +154,142 @@ fn decode_and_encode(
     } else {
         next
     };
-    video.encoder.send_eof().map_err(|e| {
-        input(MediaError::Av {
+    video.encoder.send_eof().map_err(|source| {
+        let e = MediaError::Av {
             what: "flushing H.264".into(),
-            source: e,
-        })
+            source,
+        };
+        CommentaryError::Media(format!("chunk {}: {e}", iv.index), e)
     })?;
     drain_encoder(&mut video.encoder, &mut video.packets);
-    let len = (tl.sample_of(end) - start_sample) as usize;
-    let wanted = len + LOOKAHEAD_SAMPLES as usize;
-    let mut orig = match audio {
-        Some(a) => a.finish().map_err(input)?,
-        None => Vec::new(),
-    };
-    orig.resize(wanted * CHANNELS, 0.0);
-    if iv.end.is_none() {
-        // Past the end of the input there is only silence to look ahead to.
-        for s in &mut orig[len * CHANNELS..] {
-            *s = 0.0;
+    let len = (tl.sample_of(end) - reader.start_sample) as usize;
+    let orig = reader.original_audio(iv, len)?;
+    Ok((video.packets, video.encoder, end, orig))
+}
+
+/// The input opened at a chunk's interval: its video decoder and the
+/// collector of the original audio's samples.
+struct IntervalReader {
+    ictx: ff::format::context::Input,
+    decoder: VideoDecoder,
+    audio: Option<PcmCollector>,
+    /// The interval's first sample.
+    start_sample: i64,
+}
+
+impl IntervalReader {
+    /// Opens the input and seeks to a keyframe before interval `iv`.
+    fn open(src: &Source, iv: &Interval) -> Result<Self, CommentaryError> {
+        let tl = &src.timeline;
+        let input = |e: MediaError| CommentaryError::Input(format!("chunk {}: {e}", iv.index));
+        let mut ictx = media::open_input(&src.open).map_err(input)?;
+        if iv.first > 0 {
+            // A keyframe before the interval, with margin so the audio
+            // decoder is primed before the first sample we keep.
+            let target = ((tl.start_time + tl.secs_of(iv.first) - 1.0).max(0.0)
+                * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
+            ictx.seek(target, ..target).map_err(|e| {
+                CommentaryError::Input(format!(
+                    "chunk {}: cannot seek to {:.1}s: {e}",
+                    iv.index,
+                    tl.secs_of(iv.first)
+                ))
+            })?;
+        }
+        let stream = ictx
+            .stream(src.video_index)
+            .ok_or_else(|| CommentaryError::Internal("the video stream vanished".into()))?;
+        let anchor = (iv.first == 0).then_some(tl.start_time);
+        let decoder = VideoDecoder::new(&stream, src.rotation, tl.fps(), anchor).map_err(input)?;
+        let start_sample = tl.sample_of(iv.first);
+        let end_sample = match iv.end {
+            Some(end) => tl.sample_of(end) + LOOKAHEAD_SAMPLES,
+            // The last chunk runs to the end of the input; its exact length
+            // is known once the video ends.
+            None => tl.sample_of(iv.first + tl.frames_in(86_400.0)),
+        };
+        let placement = Placement::Window {
+            origin: tl.start_time,
+            start: start_sample,
+            end: end_sample,
+        };
+        let audio = match src.audio_index.and_then(|i| ictx.stream(i)) {
+            Some(s) => Some(PcmCollector::new(&s, placement).map_err(input)?),
+            None => None,
+        };
+        Ok(IntervalReader {
+            ictx,
+            decoder,
+            audio,
+            start_sample,
+        })
+    }
+
+    /// Reads packets until the interval's video and audio are complete or
+    /// the input ends, decoding video into `video`.
+    fn read(
+        &mut self,
+        src: &Source,
+        video: &mut VideoChunk,
+        cancel: &CancelFlag,
+    ) -> Result<(), CommentaryError> {
+        let index = video.interval.index;
+        loop {
+            if cancel.load(Ordering::SeqCst) {
+                return Err(CommentaryError::Interrupted);
+            }
+            let audio_done = self.audio.as_ref().is_none_or(PcmCollector::complete);
+            if video.done && audio_done {
+                return Ok(());
+            }
+            let mut packet = ff::Packet::empty();
+            match packet.read(&mut self.ictx) {
+                Ok(()) => {}
+                Err(ff::Error::Eof) => {
+                    if !video.done {
+                        self.decoder.finish(&mut |f| video.offer(f))?;
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    return Err(CommentaryError::Input(format!(
+                        "chunk {index}: read error: {e} (the file may be truncated or damaged)"
+                    )))
+                }
+            }
+            if packet.stream() == src.video_index {
+                if !video.done {
+                    self.decoder.push(&packet, &mut |f| video.offer(f))?;
+                }
+            } else if Some(packet.stream()) == src.audio_index {
+                if let Some(a) = self.audio.as_mut().filter(|a| !a.complete()) {
+                    a.push(&packet)
+                        .map_err(|e| CommentaryError::Input(format!("chunk {index}: {e}")))?;
+                }
+            }
         }
     }
-    Ok((video.packets, video.encoder, end, orig))
+
+    /// The original audio of the chunk's `len` samples and the look-ahead
+    /// after them (silence where the input has none).
+    fn original_audio(self, iv: &Interval, len: usize) -> Result<Vec<f32>, CommentaryError> {
+        let wanted = len + LOOKAHEAD_SAMPLES as usize;
+        let mut orig = match self.audio {
+            Some(a) => a
+                .finish()
+                .map_err(|e| CommentaryError::Input(format!("chunk {}: {e}", iv.index)))?,
+            None => Vec::new(),
+        };
+        orig.resize(wanted * CHANNELS, 0.0);
+        if iv.end.is_none() {
+            // Past the end of the input there is only silence to look ahead
+            // to.
+            for s in &mut orig[len * CHANNELS..] {
+                *s = 0.0;
+            }
+        }
+        Ok(orig)
+    }
 }
 
 /// The video side of a chunk: frames of the interval in, H.264 out.
@@ -274,6 +306,23 @@ struct VideoChunk {
 }
 
 impl VideoChunk {
+    /// Opens chunk `iv`'s encoder with `threads` x264 threads.
+    fn new(src: &Source, iv: &Interval, threads: usize) -> Result<Self, CommentaryError> {
+        let mut h264 = src.h264.clone();
+        h264.threads = threads;
+        let encoder = open_h264(&h264)
+            .map_err(|e| CommentaryError::Media(format!("chunk {}: {e}", iv.index), e))?;
+        Ok(VideoChunk {
+            encoder,
+            scaler: Scaler::new(h264.width, h264.height),
+            packets: Vec::new(),
+            next: None,
+            done: false,
+            interval: *iv,
+            timeline: src.timeline,
+        })
+    }
+
     fn offer(&mut self, frame: ff::frame::Video) -> Result<(), CommentaryError> {
         let iv = &self.interval;
         let Some(pts) = frame.pts() else {

@@ -77,9 +77,9 @@ pub fn join(
 ) -> Result<(), CommentaryError> {
     let first = chunks
         .first()
-        .ok_or_else(|| CommentaryError::Input("there are no chunks to join".into()))?;
+        .ok_or_else(|| CommentaryError::Internal("there are no chunks to join".into()))?;
     if audio.chunks != chunks.len() {
-        return Err(CommentaryError::Input(format!(
+        return Err(CommentaryError::Internal(format!(
             "the final audio covers {} of {} chunks",
             audio.chunks,
             chunks.len()
@@ -176,7 +176,7 @@ impl TsSeries {
         let aac = self
             .aac
             .as_mut()
-            .ok_or_else(|| CommentaryError::Input("the HLS audio encoder is finished".into()))?;
+            .ok_or_else(|| CommentaryError::Internal("the HLS audio encoder is finished".into()))?;
         let mut mux = FileMuxer::create(out, "mpegts").map_err(media)?;
         let video = mux
             .add_copy(video_parameters(&chunk.mp4)?, VIDEO_TIME_BASE)
@@ -291,7 +291,7 @@ fn open(path: &Path) -> Result<ff::format::context::Input, CommentaryError> {
 }
 
 fn bad_chunk(path: &Path, reason: &str) -> CommentaryError {
-    CommentaryError::Input(format!(
+    CommentaryError::ChunkFile(format!(
         "chunk {} cannot be read ({reason}); delete it and run again to rebuild it",
         path.display()
     ))
@@ -305,7 +305,7 @@ pub fn pcm_bytes(pcm: &[f32]) -> Vec<u8> {
 /// Reads a PCM sidecar.
 pub fn read_pcm(path: &Path) -> Result<Vec<f32>, CommentaryError> {
     let bytes = std::fs::read(path).map_err(|e| {
-        CommentaryError::Input(format!(
+        CommentaryError::ChunkFile(format!(
             "the mixed audio of a chunk ({}) cannot be read: {e}",
             path.display()
         ))

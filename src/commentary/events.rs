@@ -259,24 +259,7 @@ pub fn detect(
 ) -> Result<(), CommentaryError> {
     let input = |e: MediaError| CommentaryError::Input(format!("event detection: {e}"));
     let tl = &src.timeline;
-    let mut ictx = media::open_input(&src.open).map_err(input)?;
-    let stream = ictx
-        .stream(src.video_index)
-        .ok_or_else(|| CommentaryError::Input("the video stream vanished".into()))?;
-    let mut decoder =
-        VideoDecoder::new(&stream, src.rotation, tl.fps(), Some(tl.start_time)).map_err(input)?;
-    let mut audio = match src.audio_index.and_then(|i| ictx.stream(i)) {
-        Some(s) => Some(
-            PcmCollector::new(
-                &s,
-                Placement::Stream {
-                    origin: tl.start_time,
-                },
-            )
-            .map_err(input)?,
-        ),
-        None => None,
-    };
+    let (mut ictx, mut decoder, mut audio) = open_source(src)?;
     let mut scenes = SceneMeter::default();
     let mut levels = LevelMeter::new();
     let mut found: Vec<DetectedEvent> = Vec::new();
@@ -285,17 +268,7 @@ pub fn detect(
     let mut audio_at = if audio.is_some() { 0.0 } else { f64::INFINITY };
     let mut next_interval = 0usize;
     let mut publish = |upto: f64, found: &mut Vec<DetectedEvent>, next: &mut usize| {
-        while *next < intervals.len() {
-            let iv = &intervals[*next];
-            let end = iv.end.map_or(f64::INFINITY, |e| tl.secs_of(e));
-            if end + SETTLE > upto {
-                break;
-            }
-            let (mine, rest): (Vec<_>, Vec<_>) = found.drain(..).partition(|e| e.at < end);
-            *found = rest;
-            on_interval(*next, mine);
-            *next += 1;
-        }
+        publish_settled(intervals, tl, upto, found, next, on_interval);
     };
     let mut frames: Vec<ff::frame::Video> = Vec::new();
     loop {
@@ -348,6 +321,60 @@ pub fn detect(
     found.sort_by(|a, b| a.at.total_cmp(&b.at));
     publish(f64::INFINITY, &mut found, &mut next_interval);
     Ok(())
+}
+
+/// Opens the input for the pass: its video decoder and, when it has sound,
+/// the collector of its audio.
+fn open_source(
+    src: &EventSource,
+) -> Result<
+    (
+        ff::format::context::Input,
+        VideoDecoder,
+        Option<PcmCollector>,
+    ),
+    CommentaryError,
+> {
+    let input = |e: MediaError| CommentaryError::Input(format!("event detection: {e}"));
+    let tl = &src.timeline;
+    let ictx = media::open_input(&src.open).map_err(input)?;
+    let stream = ictx
+        .stream(src.video_index)
+        .ok_or_else(|| CommentaryError::Internal("the video stream vanished".into()))?;
+    let decoder =
+        VideoDecoder::new(&stream, src.rotation, tl.fps(), Some(tl.start_time)).map_err(input)?;
+    let placement = Placement::Stream {
+        origin: tl.start_time,
+    };
+    let audio = match src.audio_index.and_then(|i| ictx.stream(i)) {
+        Some(s) => Some(PcmCollector::new(&s, placement).map_err(input)?),
+        None => None,
+    };
+    Ok((ictx, decoder, audio))
+}
+
+/// Hands the events of every interval from `*next` on that has settled by
+/// `upto` seconds (both passes are past its end) to `on_interval`, taking
+/// them out of `found` (sorted by time).
+fn publish_settled(
+    intervals: &[Interval],
+    tl: &Timeline,
+    upto: f64,
+    found: &mut Vec<DetectedEvent>,
+    next: &mut usize,
+    on_interval: &mut dyn FnMut(usize, Vec<DetectedEvent>),
+) {
+    while *next < intervals.len() {
+        let iv = &intervals[*next];
+        let end = iv.end.map_or(f64::INFINITY, |e| tl.secs_of(e));
+        if end + SETTLE > upto {
+            break;
+        }
+        let (mine, rest): (Vec<_>, Vec<_>) = found.drain(..).partition(|e| e.at < end);
+        *found = rest;
+        on_interval(*next, mine);
+        *next += 1;
+    }
 }
 
 /// Feeds one frame to the scene meter; returns its time.

@@ -31,9 +31,9 @@ pub mod tts;
 pub mod voices;
 pub mod writer;
 
-use crate::hls::output_frame_rate;
 use crate::media::audio::SAMPLE_RATE;
 use crate::media::probe::{describe, require_video};
+use crate::media::video::output_frame_rate;
 use crate::media::{self, ff, MediaError};
 use crate::progress::{Event, Reporter};
 use crate::units::Bitrate;
@@ -42,7 +42,6 @@ use events::{DetectedEvent, EventSource};
 use mix::Duck;
 use script::{Line, ScriptError};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::time::Duration;
 use writer::Wording;
@@ -147,6 +146,13 @@ pub enum CommentaryError {
     /// libav failed while building output.
     #[error("{0}")]
     Media(String, #[source] MediaError),
+    /// A chunk file (its MP4 or its mixed audio) cannot be read back.
+    #[error("{0}")]
+    ChunkFile(String),
+    /// The run could not set itself up or lost track of its own parts
+    /// (threads, an invariant); nothing the input can fix.
+    #[error("{0}")]
+    Internal(String),
     /// The script is wrong.
     #[error(transparent)]
     Script(#[from] ScriptError),
@@ -356,15 +362,6 @@ impl Probe {
             timeline: self.timeline,
         }
     }
-}
-
-fn fingerprint(value: &impl Serialize) -> String {
-    let json = serde_json::to_vec(value).unwrap_or_default();
-    Sha256::digest(&json)
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

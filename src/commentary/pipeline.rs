@@ -12,23 +12,23 @@ use super::concat::{self, ChunkParts};
 use super::script::format_time;
 use super::tts::SpeechBackend;
 use super::voices::{self, Spoken, VoiceBoard};
-use super::writer::{self, IntervalInfo};
+use super::writer::{self, IntervalInfo, Wording};
 use super::{
-    chunk_key, events, fingerprint, lock, plan, playlist, script, ts_key, CommentaryError,
-    CommentarySettings, Finished, Interval, Job, LineSource, Probe, Timeline, FINAL_KEY,
-    PLAYLIST_KEY,
+    chunk_key, events, lock, plan, playlist, script, ts_key, CommentaryError, CommentarySettings,
+    Finished, Interval, Job, LineSource, Probe, Timeline, FINAL_KEY, PLAYLIST_KEY,
 };
+use crate::fingerprint::fingerprint;
 use crate::fsutil::write_atomic;
 use crate::media;
-use crate::media::video::H264Settings;
+use crate::media::video::{encoder_threads, H264Settings};
 use crate::progress::{Event, Reporter};
 use crate::storage::Destination;
 use crate::CancelFlag;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 const STATE_VERSION: u32 = 1;
 
@@ -91,39 +91,10 @@ pub fn run(
     reporter: &dyn Reporter,
     cancel: &CancelFlag,
 ) -> Result<Finished, CommentaryError> {
-    let probe = Probe::open(job, settings)?;
+    let probe = probe_video(job, lines, settings, reporter)?;
     let tl = probe.timeline;
-    if let LineSource::Script(lines) = lines {
-        script::check_times(lines, probe.duration)?;
-    }
-    reporter.report(Event::Probe {
-        input: job.input.clone(),
-        width: probe.width,
-        height: probe.height,
-        duration: probe.duration,
-        fps: media::rational_f64(tl.fps()),
-        audio: probe.audio_index.is_some(),
-    });
-    if probe.audio_index.is_none() {
-        warn(
-            reporter,
-            job,
-            "the video has no audio: the chunks carry the voice only".into(),
-        );
-    }
     let per_chunk = tl.frames_in(settings.interval).max(1);
-    let intervals = plan(probe.total_frames, per_chunk);
-    if probe.total_frames < per_chunk {
-        warn(
-            reporter,
-            job,
-            format!(
-                "the video ({}) is shorter than one interval ({}): it becomes one short chunk",
-                format_time(probe.duration),
-                format_time(settings.interval)
-            ),
-        );
-    }
+    let intervals = plan_chunks(job, settings, reporter, &probe, per_chunk);
     let identity = fingerprint(&(
         &job.identity,
         settings,
@@ -132,37 +103,17 @@ pub fn run(
         per_chunk,
         probe.total_frames,
     ));
-    std::fs::create_dir_all(&job.work_dir).map_err(|source| CommentaryError::Write {
-        path: job.work_dir.display().to_string(),
-        source,
-    })?;
+    create_dir(&job.work_dir)?;
     let state = load_state(&job.work_dir, &identity);
     if state.complete && dest.exists(FINAL_KEY) {
-        let path = dest.describe(FINAL_KEY);
-        reporter.report(Event::Complete {
-            input: job.input.clone(),
-            path: path.clone(),
-            chunks: intervals.len() as u32,
-        });
-        return Ok(Finished {
-            path,
-            chunks: intervals.len() as u32,
-            built: 0,
-        });
+        return Ok(already_complete(
+            job,
+            dest,
+            reporter,
+            intervals.len() as u32,
+        ));
     }
-    let _ = dest.remove_incomplete("");
-    let scratch = Scratch(job.work_dir.join("tmp"));
-    let _ = std::fs::remove_dir_all(&scratch.0);
-    for dir in [
-        &scratch.0,
-        &job.work_dir.join("pcm"),
-        &job.work_dir.join("chunks"),
-    ] {
-        std::fs::create_dir_all(dir).map_err(|source| CommentaryError::Write {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    }
+    let scratch = prepare_work_dir(job, dest)?;
     let run = Run {
         job,
         dest,
@@ -174,31 +125,177 @@ pub fn run(
             complete: false,
             ..state
         }),
-        in_order: Mutex::new(InOrder {
+        in_order: Mutex::new(InOrder::new(settings)?),
+        in_order_wake: Mutex::new(None),
+    };
+    let pending = run.keep_finished()?;
+    let source = chunk_source(job, settings, &probe, per_chunk);
+    let speech = Speech {
+        lines,
+        backend,
+        probe: &probe,
+    };
+    let built = run.build_all(&source, &pending, &speech, &scratch.0, cancel)?;
+    if cancel.load(Ordering::SeqCst) {
+        return Err(CommentaryError::Interrupted);
+    }
+    let path = run.finish(&scratch.0, cancel)?;
+    Ok(Finished {
+        path,
+        chunks: run.intervals.len() as u32,
+        built,
+    })
+}
+
+/// Where a run's voices come from: its lines, the backend that speaks
+/// them, and the probed video the event pass (`--auto`) reads.
+struct Speech<'a> {
+    lines: &'a LineSource,
+    backend: &'a dyn SpeechBackend,
+    probe: &'a Probe,
+}
+
+/// What the chunk builders' helpers (speech workers, the line producer,
+/// the in-order thread) share.
+#[derive(Default)]
+struct Helpers {
+    board: VoiceBoard,
+    /// Stops the helpers (speech workers, event pass) once the chunks are
+    /// done, or the run failed or was interrupted.
+    halt: CancelFlag,
+    /// Why the event pass failed.
+    events_error: Mutex<Option<CommentaryError>>,
+    /// The in-order thread's first failure.
+    in_order_error: Mutex<Option<CommentaryError>>,
+}
+
+impl Helpers {
+    /// The chunk builders' result, unless a helper failed: the in-order
+    /// thread's failure first, then the event pass's.
+    fn outcome(self, built: Result<u32, CommentaryError>) -> Result<u32, CommentaryError> {
+        if let Some(e) = self.in_order_error.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        if let Some(e) = self.events_error.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        built
+    }
+}
+
+impl InOrder {
+    /// Nothing handled yet; the final audio's encoder is open.
+    fn new(settings: &CommentarySettings) -> Result<Self, CommentaryError> {
+        Ok(InOrder {
             count: 0,
             listed: false,
             audio: Some(concat::FinalAudio::new(settings.audio_bitrate.0)?),
             series: None,
-        }),
-        in_order_wake: Mutex::new(None),
-    };
-    let kept = run.kept_chunks();
-    {
-        let mut st = run.lock_state();
-        st.chunks.retain(|i, _| kept.contains(i));
+        })
     }
-    run.save_state()?;
-    for &i in &kept {
-        run.announce_kept(i);
+}
+
+/// Opens the video, checks the script's times against its length, and
+/// announces it (warning when it has no audio).
+fn probe_video(
+    job: &Job,
+    lines: &LineSource,
+    settings: &CommentarySettings,
+    reporter: &dyn Reporter,
+) -> Result<Probe, CommentaryError> {
+    let probe = Probe::open(job, settings)?;
+    if let LineSource::Script(lines) = lines {
+        script::check_times(lines, probe.duration)?;
     }
-    run.advance_in_order()?;
-    let pending: Vec<Interval> = run
-        .intervals
-        .iter()
-        .filter(|iv| !kept.contains(&iv.index))
-        .copied()
-        .collect();
-    let source = Source {
+    reporter.report(Event::Probe {
+        input: job.input.clone(),
+        width: probe.width,
+        height: probe.height,
+        duration: probe.duration,
+        fps: media::rational_f64(probe.timeline.fps()),
+        audio: probe.audio_index.is_some(),
+    });
+    if probe.audio_index.is_none() {
+        warn(
+            reporter,
+            job,
+            "the video has no audio: the chunks carry the voice only".into(),
+        );
+    }
+    Ok(probe)
+}
+
+/// Cuts the video into intervals of `per_chunk` frames, warning when it is
+/// shorter than one.
+fn plan_chunks(
+    job: &Job,
+    settings: &CommentarySettings,
+    reporter: &dyn Reporter,
+    probe: &Probe,
+    per_chunk: u64,
+) -> Vec<Interval> {
+    if probe.total_frames < per_chunk {
+        warn(
+            reporter,
+            job,
+            format!(
+                "the video ({}) is shorter than one interval ({}): it becomes one short chunk",
+                format_time(probe.duration),
+                format_time(settings.interval)
+            ),
+        );
+    }
+    plan(probe.total_frames, per_chunk)
+}
+
+fn create_dir(dir: &Path) -> Result<(), CommentaryError> {
+    std::fs::create_dir_all(dir).map_err(|source| CommentaryError::Write {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
+/// What a re-run of a finished commentary reports: the final file, nothing
+/// built.
+fn already_complete(
+    job: &Job,
+    dest: &dyn Destination,
+    reporter: &dyn Reporter,
+    chunks: u32,
+) -> Finished {
+    let path = dest.describe(FINAL_KEY);
+    reporter.report(Event::Complete {
+        input: job.input.clone(),
+        path: path.clone(),
+        chunks,
+    });
+    Finished {
+        path,
+        chunks,
+        built: 0,
+    }
+}
+
+/// Removes what an interrupted run left (temp files in the output, the
+/// scratch directory) and makes the work directories.
+fn prepare_work_dir(job: &Job, dest: &dyn Destination) -> Result<Scratch, CommentaryError> {
+    let _ = dest.remove_incomplete("");
+    let scratch = Scratch(job.work_dir.join("tmp"));
+    let _ = std::fs::remove_dir_all(&scratch.0);
+    for dir in [
+        &scratch.0,
+        &job.work_dir.join("pcm"),
+        &job.work_dir.join("chunks"),
+    ] {
+        create_dir(dir)?;
+    }
+    Ok(scratch)
+}
+
+/// What every chunk is cut from and encoded with.
+fn chunk_source(job: &Job, settings: &CommentarySettings, probe: &Probe, per_chunk: u64) -> Source {
+    let tl = probe.timeline;
+    Source {
         open: job.open.clone(),
         video_index: probe.video_index,
         audio_index: probe.audio_index,
@@ -218,30 +315,40 @@ pub fn run(
         audio_bitrate: settings.audio_bitrate.0,
         voice_delay: settings.voice_delay,
         duck: settings.duck,
-    };
-    let built = run.build_all(
-        &source, &pending, &probe, lines, backend, &scratch.0, cancel,
-    )?;
-    if cancel.load(Ordering::SeqCst) {
-        return Err(CommentaryError::Interrupted);
     }
-    let path = run.finish(&scratch.0, cancel)?;
-    Ok(Finished {
-        path,
-        chunks: run.intervals.len() as u32,
-        built,
-    })
 }
 
-/// x264 threads for an encoder that has `cores` to itself: one when it
-/// shares the machine, else frame threads at 1.5x the cores as x264 itself
-/// would pick, so its threads do not wait on each other with cores idle.
-fn encoder_threads(cores: usize) -> usize {
-    if cores <= 1 {
-        1
-    } else {
-        cores * 3 / 2
+/// Builds `chunks` in index order on a pool of at most `cores` workers,
+/// each chunk's encoder getting a share of the cores.
+fn build_in_parallel(
+    chunks: &[Interval],
+    cores: usize,
+    build_one: &(dyn Fn(&Interval, usize) + Sync),
+) -> Result<(), CommentaryError> {
+    if chunks.is_empty() {
+        return Ok(());
     }
+    let workers = cores.min(chunks.len()).max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("chunk-{i}"))
+        .build()
+        .map_err(|e| CommentaryError::Internal(format!("cannot start worker threads: {e}")))?;
+    let next = AtomicUsize::new(0);
+    pool.scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|_| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(iv) = chunks.get(i) else { break };
+                // One core per chunk while there are more chunks than
+                // workers; the last ones share the cores the finished
+                // workers leave.
+                let running = workers.min(chunks.len() - i);
+                build_one(iv, encoder_threads((cores / running) as f64));
+            });
+        }
+    });
+    Ok(())
 }
 
 fn warn(reporter: &dyn Reporter, job: &Job, message: String) {
@@ -352,130 +459,183 @@ impl Run<'_> {
             })
     }
 
+    /// Keeps the finished chunks of an earlier run (announced, and handed
+    /// to the in-order side) and returns the intervals still to build.
+    fn keep_finished(&self) -> Result<Vec<Interval>, CommentaryError> {
+        let kept = self.kept_chunks();
+        self.lock_state().chunks.retain(|i, _| kept.contains(i));
+        self.save_state()?;
+        for &i in &kept {
+            self.announce_kept(i);
+        }
+        self.advance_in_order()?;
+        Ok(self
+            .intervals
+            .iter()
+            .filter(|iv| !kept.contains(&iv.index))
+            .copied()
+            .collect())
+    }
+
     /// Runs speech workers, the line producer and the chunk builders
     /// together; returns how many chunks were built.
-    #[allow(clippy::too_many_arguments)]
     fn build_all(
         &self,
         source: &Source,
         pending: &[Interval],
-        probe: &Probe,
-        lines: &LineSource,
-        backend: &dyn SpeechBackend,
+        speech: &Speech<'_>,
         scratch: &Path,
         cancel: &CancelFlag,
     ) -> Result<u32, CommentaryError> {
-        let board = VoiceBoard::default();
-        // Stops the helpers (speech workers, event pass) once the chunks
-        // are done, or the run failed or was interrupted.
-        let halt: CancelFlag = Arc::new(AtomicBool::new(false));
-        let events_error: Mutex<Option<CommentaryError>> = Mutex::new(None);
-        let in_order_error: Mutex<Option<CommentaryError>> = Mutex::new(None);
-        let report_speech = |s: Spoken<'_>| {
-            if let Spoken::Failed { line, reason } = s {
-                warn(
-                    self.reporter,
-                    self.job,
-                    format!(
-                        "{} (at {}): no voice for this line: {reason}; its chunk is made without it",
-                        line.origin,
-                        format_time(line.at)
-                    ),
-                );
-            }
-            let (done, total) = board.counts();
-            self.status("speech", done as u64, total as u64);
-        };
-        let timeout = self.settings.tts_timeout;
+        let helpers = Helpers::default();
         let result = std::thread::scope(|scope| {
-            let board = &board;
-            let halt = &halt;
             for _ in 0..self.settings.tts_concurrency.max(1) {
-                let report = &report_speech;
-                scope.spawn(move || {
-                    board.work(backend, scratch, timeout, halt, report);
-                });
+                scope.spawn(|| self.speak(&helpers, speech.backend, scratch));
             }
-            match lines {
-                LineSource::Script(lines) => {
-                    board.add(lines.clone(), f64::INFINITY);
-                    board.close();
-                }
-                LineSource::Auto {
-                    wording,
-                    per_interval,
-                } => {
-                    let src = probe.event_source(self.job);
-                    let events_error = &events_error;
-                    scope.spawn(move || {
-                        let total = self.intervals.len() as u64;
-                        let result =
-                            events::detect(&src, &self.intervals, halt, &mut |i, found| {
-                                let iv = self.intervals[i];
-                                let end =
-                                    iv.end.map_or(probe.duration, |e| self.timeline.secs_of(e));
-                                let info = IntervalInfo {
-                                    index: iv.index,
-                                    start: self.timeline.secs_of(iv.first),
-                                    end,
-                                };
-                                let (new, warnings) = writer::lines_for(
-                                    &self.job.input,
-                                    info,
-                                    &found,
-                                    *per_interval,
-                                    wording,
-                                    timeout,
-                                    halt,
-                                );
-                                for w in warnings {
-                                    warn(self.reporter, self.job, w);
-                                }
-                                board.add(new, end);
-                                self.status("events", i as u64 + 1, total);
-                            });
-                        board.close();
-                        if let Err(e) = result {
-                            if !matches!(e, CommentaryError::Interrupted) {
-                                if let Ok(mut slot) = events_error.lock() {
-                                    *slot = Some(e);
-                                }
-                            }
-                        }
-                    });
-                }
-            }
-            let (wake, woken) = std::sync::mpsc::channel::<()>();
-            if let Ok(mut slot) = self.in_order_wake.lock() {
-                *slot = Some(wake);
-            }
-            let in_order_error = &in_order_error;
-            scope.spawn(move || {
-                for () in woken {
-                    if let Err(e) = self.advance_now() {
-                        if let Ok(mut slot) = in_order_error.lock() {
-                            slot.get_or_insert(e);
-                        }
-                    }
-                }
-            });
-            let wait = |end: f64| board.wait_until(end, cancel);
+            self.produce_lines(scope, &helpers, speech);
+            let woken = self.open_wake();
+            let in_order_error = &helpers.in_order_error;
+            scope.spawn(move || self.advance_when_woken(woken, in_order_error));
+            let wait = |end: f64| helpers.board.wait_until(end, cancel);
             let result = self.build_chunks(source, pending, scratch, &wait, cancel);
-            halt.store(true, Ordering::SeqCst);
-            board.close();
-            if let Ok(mut slot) = self.in_order_wake.lock() {
-                // The in-order thread drains what is queued, then ends.
-                slot.take();
-            }
+            helpers.halt.store(true, Ordering::SeqCst);
+            helpers.board.close();
+            self.close_wake();
             result
         });
-        if let Some(e) = in_order_error.into_inner().ok().flatten() {
-            return Err(e);
+        helpers.outcome(result)
+    }
+
+    /// One speech worker: speaks the board's lines until it is closed or
+    /// the helpers halt.
+    fn speak(&self, helpers: &Helpers, backend: &dyn SpeechBackend, scratch: &Path) {
+        let report = |s: Spoken<'_>| self.spoken(&helpers.board, s);
+        let timeout = self.settings.tts_timeout;
+        helpers
+            .board
+            .work(backend, scratch, timeout, &helpers.halt, &report);
+    }
+
+    /// Reports a spoken line: a warning when it got no voice, and the
+    /// speech progress.
+    fn spoken(&self, board: &VoiceBoard, s: Spoken<'_>) {
+        if let Spoken::Failed { line, reason } = s {
+            warn(
+                self.reporter,
+                self.job,
+                format!(
+                    "{} (at {}): no voice for this line: {reason}; its chunk is made without it",
+                    line.origin,
+                    format_time(line.at)
+                ),
+            );
         }
-        if let Some(e) = events_error.into_inner().ok().flatten() {
-            return Err(e);
+        let (done, total) = board.counts();
+        self.status("speech", done as u64, total as u64);
+    }
+
+    /// Puts the lines on the board: a script's at once, `--auto`'s
+    /// interval by interval from the event pass on a thread of its own.
+    fn produce_lines<'s>(
+        &'s self,
+        scope: &'s std::thread::Scope<'s, '_>,
+        helpers: &'s Helpers,
+        speech: &'s Speech<'_>,
+    ) {
+        match speech.lines {
+            LineSource::Script(lines) => {
+                helpers.board.add(lines.clone(), f64::INFINITY);
+                helpers.board.close();
+            }
+            LineSource::Auto {
+                wording,
+                per_interval,
+            } => {
+                let probe = speech.probe;
+                scope.spawn(move || self.detect_events(helpers, probe, wording, *per_interval));
+            }
         }
-        result
+    }
+
+    /// The event pass (`--auto`): words each interval's events into lines
+    /// as soon as they are final, then closes the board. Its failure is
+    /// kept for the end of the run.
+    fn detect_events(
+        &self,
+        helpers: &Helpers,
+        probe: &Probe,
+        wording: &Wording,
+        per_interval: usize,
+    ) {
+        let src = probe.event_source(self.job);
+        let halt = &helpers.halt;
+        let total = self.intervals.len() as u64;
+        let result = events::detect(&src, &self.intervals, halt, &mut |i, found| {
+            let iv = self.intervals[i];
+            let end = iv.end.map_or(probe.duration, |e| self.timeline.secs_of(e));
+            let info = IntervalInfo {
+                index: iv.index,
+                start: self.timeline.secs_of(iv.first),
+                end,
+            };
+            let timeout = self.settings.tts_timeout;
+            let (new, warnings) = writer::lines_for(
+                &self.job.input,
+                info,
+                &found,
+                per_interval,
+                wording,
+                timeout,
+                halt,
+            );
+            for w in warnings {
+                warn(self.reporter, self.job, w);
+            }
+            helpers.board.add(new, end);
+            self.status("events", i as u64 + 1, total);
+        });
+        helpers.board.close();
+        if let Err(e) = result {
+            if !matches!(e, CommentaryError::Interrupted) {
+                if let Ok(mut slot) = helpers.events_error.lock() {
+                    *slot = Some(e);
+                }
+            }
+        }
+    }
+
+    /// From now on chunk workers only wake the in-order thread (see
+    /// [`Run::advance_in_order`]); returns what that thread listens on.
+    fn open_wake(&self) -> std::sync::mpsc::Receiver<()> {
+        let (wake, woken) = std::sync::mpsc::channel::<()>();
+        if let Ok(mut slot) = self.in_order_wake.lock() {
+            *slot = Some(wake);
+        }
+        woken
+    }
+
+    /// The in-order thread: handles the chunks ready in order each time it
+    /// is woken, until the wake-ups end; keeps its first failure.
+    fn advance_when_woken(
+        &self,
+        woken: std::sync::mpsc::Receiver<()>,
+        error: &Mutex<Option<CommentaryError>>,
+    ) {
+        for () in woken {
+            if let Err(e) = self.advance_now() {
+                if let Ok(mut slot) = error.lock() {
+                    slot.get_or_insert(e);
+                }
+            }
+        }
+    }
+
+    /// Ends the wake-ups: the in-order thread drains what is queued, then
+    /// ends.
+    fn close_wake(&self) {
+        if let Ok(mut slot) = self.in_order_wake.lock() {
+            slot.take();
+        }
     }
 
     /// Builds `pending` chunks: the first alone with every thread (so it is
@@ -489,11 +649,7 @@ impl Run<'_> {
         wait: &(dyn Fn(f64) -> Option<Vec<voices::PlacedVoice>> + Sync),
         cancel: &CancelFlag,
     ) -> Result<u32, CommentaryError> {
-        let cores = if self.settings.threads > 0 {
-            self.settings.threads
-        } else {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        };
+        let cores = media::video::cores(self.settings.threads);
         let total = self.intervals.len() as u64;
         let done = AtomicUsize::new(self.intervals.len() - pending.len());
         self.status("chunks", done.load(Ordering::SeqCst) as u64, total);
@@ -520,44 +676,28 @@ impl Run<'_> {
         let Some((first, rest)) = pending.split_first() else {
             return Ok(0);
         };
-        build_one(first, encoder_threads(cores));
-        if !rest.is_empty() {
-            let workers = cores.min(rest.len()).max(1);
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(workers)
-                .thread_name(|i| format!("chunk-{i}"))
-                .build()
-                .map_err(|e| CommentaryError::Input(format!("cannot start worker threads: {e}")))?;
-            let next = AtomicUsize::new(0);
-            pool.scope(|scope| {
-                for _ in 0..workers {
-                    scope.spawn(|_| loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(iv) = rest.get(i) else { break };
-                        // One core per chunk while there are more chunks
-                        // than workers; the last ones share the cores the
-                        // finished workers leave.
-                        let running = workers.min(rest.len() - i);
-                        build_one(iv, encoder_threads(cores / running));
-                    });
-                }
-            });
-        }
+        build_one(first, encoder_threads(cores as f64));
+        build_in_parallel(rest, cores, &build_one)?;
         if cancel.load(Ordering::SeqCst) {
             return Err(CommentaryError::Interrupted);
         }
-        let mut failures = failures.into_inner().unwrap_or_default();
-        if !failures.is_empty() {
-            let first = failures.remove(0);
-            for other in failures {
-                self.reporter.report(Event::Error {
-                    input: self.job.input.clone(),
-                    message: other.to_string(),
-                });
-            }
-            return Err(first);
-        }
+        self.first_failure(failures.into_inner().unwrap_or_default())?;
         Ok(pending.len() as u32)
+    }
+
+    /// The first of the chunks' failures; the others are reported.
+    fn first_failure(&self, mut failures: Vec<CommentaryError>) -> Result<(), CommentaryError> {
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let first = failures.remove(0);
+        for other in failures {
+            self.reporter.report(Event::Error {
+                input: self.job.input.clone(),
+                message: other.to_string(),
+            });
+        }
+        Err(first)
     }
 
     /// Stores a built chunk, records it and announces it.
@@ -720,7 +860,7 @@ impl Run<'_> {
             self.advance_locked(&mut in_order)?;
             in_order.audio.take()
         }
-        .ok_or_else(|| CommentaryError::Input("the final audio was already used".into()))?;
+        .ok_or_else(|| CommentaryError::Internal("the final audio was already used".into()))?;
         concat::join(&parts, &self.timeline, audio, &out, cancel)?;
         let bytes = chunk::read_and_remove(&out)?;
         self.write(FINAL_KEY, &bytes)?;

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wait_timeout::ChildExt;
@@ -102,18 +102,42 @@ pub fn run_bounded(
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
+    let status = wait_bounded(&mut child, &program, timeout, stop)?;
+    // The group may have left children holding the pipes open.
+    kill_group(child.id());
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    if !status.success() {
+        return Err(ProcessError::Failed {
+            program,
+            status,
+            detail: last_line(&stderr),
+        });
+    }
+    Ok(Captured { stdout })
+}
+
+/// Waits for `child` until `timeout` or until `stop` is set; then kills
+/// its process group.
+fn wait_bounded(
+    child: &mut Child,
+    program: &str,
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> Result<ExitStatus, ProcessError> {
     let deadline = Instant::now() + timeout;
-    let status = loop {
+    loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let waited = child.wait_timeout(left.min(Duration::from_millis(100)));
         let stopped = stop.load(Ordering::SeqCst);
         match waited {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => return Ok(status),
             Ok(None) if !stopped && !left.is_zero() => continue,
             Ok(None) | Err(_) => {
                 kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
+                let program = program.to_string();
                 return Err(if stopped {
                     ProcessError::Stopped { program }
                 } else {
@@ -124,25 +148,17 @@ pub fn run_bounded(
                 });
             }
         }
-    };
-    // The group may have left children holding the pipes open.
-    kill_group(child.id());
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-    if !status.success() {
-        let last = String::from_utf8_lossy(&stderr)
-            .lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .map(|l| format!(": {l}"))
-            .unwrap_or_default();
-        return Err(ProcessError::Failed {
-            program,
-            status,
-            detail: last,
-        });
     }
-    Ok(Captured { stdout })
+}
+
+/// `: ` and the last non-empty line of `stderr`, or nothing.
+fn last_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(|l| format!(": {l}"))
+        .unwrap_or_default()
 }
 
 /// Sends SIGKILL to the process group led by `pid` (the child we started

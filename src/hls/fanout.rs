@@ -32,9 +32,12 @@ pub struct ThumbnailSlot<'a> {
     pub input: &'a str,
 }
 
+/// A video worker's channel, by rendition name.
+pub type WorkerTx = (String, SyncSender<Msg<ff::frame::Video>>);
+
 /// Sends decoded frames to the rendition workers.
 pub struct FrameFanOut<'a> {
-    workers: Vec<SyncSender<Msg<ff::frame::Video>>>,
+    workers: Vec<WorkerTx>,
     /// Frame timestamp of output frame 0.
     origin: i64,
     /// First frame this run encodes (the resume point).
@@ -50,7 +53,7 @@ impl<'a> FrameFanOut<'a> {
     /// A fan-out to `workers`; frames carry `origin + index` timestamps in
     /// `time_base`, and frames before index `first` are dropped.
     pub fn new(
-        workers: Vec<SyncSender<Msg<ff::frame::Video>>>,
+        workers: Vec<WorkerTx>,
         origin: i64,
         first: u64,
         time_base: ff::Rational,
@@ -101,7 +104,7 @@ impl<'a> FrameFanOut<'a> {
 
     /// Tells every worker the input ended normally.
     pub fn end(&self) {
-        for tx in &self.workers {
+        for (_, tx) in &self.workers {
             let _ = tx.send(Msg::End);
         }
     }
@@ -120,7 +123,7 @@ impl<'a> FrameFanOut<'a> {
     fn release(&mut self) -> Result<(), HlsError> {
         if let (Some(slot), Some(frame)) = (self.thumbnail.take(), self.held.last()) {
             let bytes = thumbnail::jpeg(frame, self.time_base)
-                .map_err(|e| HlsError::Input(format!("cannot make the thumbnail: {e}")))?;
+                .map_err(|e| HlsError::Media(format!("cannot make the thumbnail: {e}"), e))?;
             slot.dest
                 .put(&slot.key, &bytes)
                 .map_err(|source| HlsError::Write {
@@ -139,10 +142,12 @@ impl<'a> FrameFanOut<'a> {
     }
 
     fn send(&self, frame: &ff::frame::Video) -> Result<(), HlsError> {
-        for tx in &self.workers {
-            let shared = share_frame(frame).map_err(|e| HlsError::Input(e.to_string()))?;
-            tx.send(Msg::Item(shared))
-                .map_err(|_| HlsError::Input("a rendition worker stopped".into()))?;
+        for (rendition, tx) in &self.workers {
+            let shared = share_frame(frame).map_err(|e| HlsError::Internal(e.to_string()))?;
+            tx.send(Msg::Item(shared)).map_err(|_| HlsError::Worker {
+                rendition: rendition.clone(),
+                reason: "the worker stopped".into(),
+            })?;
         }
         Ok(())
     }

@@ -7,33 +7,36 @@
 //! [`clock::SegmentClock`] → media playlists as each rendition completes →
 //! the master playlist last, only when all are complete. A
 //! [`checkpoint`] after every segment makes a re-run resume.
+//!
+//! [`transcode`] runs those steps in order: probe and plan, open the
+//! checkpoint (resume or start over), encode what is missing (`encode`),
+//! publish the master playlist.
 
 pub mod checkpoint;
 pub mod clock;
+mod encode;
 mod fanout;
 pub mod ladder;
 pub mod playlist;
 mod worker;
 
-use crate::media::mux::OUTPUT_ORIGIN_SECS;
-use crate::media::probe::{describe, require_video, MediaInfo};
-use crate::media::video::{H264Settings, VideoDecoder};
-use crate::media::{self, audio::AudioTranscoder, ff, MediaError};
+use crate::fingerprint::fingerprint;
+use crate::media::mux::SegmentFormat;
+use crate::media::probe::{describe, require_video, AudioInfo, MediaInfo, VideoInfo};
+use crate::media::video::{encoder_threads, output_frame_rate};
+use crate::media::{self, ff, MediaError};
 use crate::progress::{Event, Reporter};
 use crate::storage::Destination;
 use crate::units::Bitrate;
 use crate::CancelFlag;
 use checkpoint::{Checkpoint, CheckpointError, CheckpointFile};
 use clock::SegmentClock;
+use encode::EncodePlan;
 use ladder::{Ladder, Rendition};
-use playlist::{master_playlist, AudioGroup, Bandwidth, SegmentFormat, Variant};
+use playlist::{master_playlist, AudioGroup, Bandwidth, Variant};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::Mutex;
-use worker::{AudioJob, Finish, Msg, Shared, VideoJob, AUDIO_RENDITION};
+use std::path::{Path, PathBuf};
+use worker::AUDIO_RENDITION;
 
 /// Validated settings of `transcode-hls`.
 #[derive(Debug, Clone, Serialize)]
@@ -93,9 +96,34 @@ pub enum HlsError {
     /// libav failed while encoding.
     #[error("{0}")]
     Media(String, #[source] MediaError),
+    /// A rendition worker stopped before its rendition was complete.
+    #[error("rendition {rendition}: {reason}")]
+    Worker {
+        /// The rendition (`720p`, `audio`).
+        rendition: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The run could not set itself up or lost track of its own parts
+    /// (threads, memory, an invariant); nothing the input can fix.
+    #[error("{0}")]
+    Internal(String),
     /// Storing an output file failed.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// Where.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The master playlist of an earlier run with other settings could not
+    /// be removed; nothing was encoded, so it still matches the output
+    /// beside it.
+    #[error(
+        "cannot remove {path}, the master playlist of an earlier run with other settings: {source}"
+    )]
+    StaleMaster {
         /// Where.
         path: String,
         /// Why.
@@ -142,58 +170,13 @@ pub struct Published {
     pub encoded: Vec<String>,
 }
 
-/// Frame rate of the output: the source's average rate, snapped to a
-/// standard rate when within 1%, capped at `max_fps`.
-pub fn output_frame_rate(avg: (i32, i32), max_fps: u32) -> ff::Rational {
-    const STANDARD: &[(i32, i32)] = &[
-        (24000, 1001),
-        (24, 1),
-        (25, 1),
-        (30000, 1001),
-        (30, 1),
-        (48, 1),
-        (50, 1),
-        (60000, 1001),
-        (60, 1),
-    ];
-    let fps = if avg.1 > 0 {
-        f64::from(avg.0) / f64::from(avg.1)
-    } else {
-        0.0
-    };
-    if !(fps.is_finite() && fps > 0.0) {
-        return ff::Rational(25, 1);
-    }
-    if fps > f64::from(max_fps) + 0.01 {
-        return ff::Rational(max_fps.max(1) as i32, 1);
-    }
-    let closest = STANDARD.iter().min_by(|a, b| {
-        let da = (fps / (f64::from(a.0) / f64::from(a.1)) - 1.0).abs();
-        let db = (fps / (f64::from(b.0) / f64::from(b.1)) - 1.0).abs();
-        da.total_cmp(&db)
-    });
-    if let Some(&(n, d)) = closest {
-        if (fps / (f64::from(n) / f64::from(d)) - 1.0).abs() < 0.005 {
-            return ff::Rational(n, d);
-        }
-    }
-    ff::Rational((fps.round() as i32).max(1), 1)
-}
-
-fn fingerprint(value: &impl Serialize) -> String {
-    let json = serde_json::to_vec(value).unwrap_or_default();
-    let digest = Sha256::digest(&json);
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
-}
-
-/// Threads for each x264 encoder: a share of the cores proportional to its
-/// pixel count, so the large renditions do not become the bottleneck while
-/// the small ones idle.
-pub fn encoder_threads(renditions: &[Rendition], cores: usize) -> Vec<usize> {
-    let weights = work_weights(renditions);
-    weights
+/// Threads for each rendition's x264 encoder: a share of the cores
+/// proportional to its pixel count, so the large renditions do not become
+/// the bottleneck while the small ones idle.
+pub fn rendition_threads(renditions: &[Rendition], cores: usize) -> Vec<usize> {
+    work_weights(renditions)
         .iter()
-        .map(|w| ((cores as f64 * 1.5 * w).round() as usize).clamp(1, 16))
+        .map(|w| encoder_threads(cores as f64 * w))
         .collect()
 }
 
@@ -214,425 +197,283 @@ pub fn transcode(
     reporter: &dyn Reporter,
     cancel: &CancelFlag,
 ) -> Result<Published, HlsError> {
-    let mut ictx = media::open_input(&job.open).map_err(|e| HlsError::Input(e.to_string()))?;
-    let info = describe(&job.input, &ictx);
-    let video = require_video(&info)
-        .map_err(|e| HlsError::Input(e.to_string()))?
-        .clone();
-    let audio = info.audio.first().cloned();
-    let fps = output_frame_rate(video.fps_fraction, settings.max_fps);
-    let clock = SegmentClock::new(
-        fps.numerator() as u32,
-        fps.denominator() as u32,
-        settings.segment_ms,
-    );
-    reporter.report(Event::Probe {
-        input: job.input.clone(),
-        width: video.display_width,
-        height: video.display_height,
-        duration: info.duration,
-        fps: clock.fps(),
-        audio: audio.is_some(),
-    });
-    let renditions = settings
-        .ladder
-        .plan(video.display_width, video.display_height);
-    let mut names: Vec<String> = renditions.iter().map(|r| r.name.clone()).collect();
-    // Audio costs a few percent of the video work; the progress weights say so.
-    const AUDIO_SHARE: f64 = 0.03;
-    let video_share = if audio.is_some() {
-        1.0 - AUDIO_SHARE
-    } else {
-        1.0
-    };
-    let mut weights: Vec<f64> = work_weights(&renditions)
-        .iter()
-        .map(|w| w * video_share)
-        .collect();
-    if audio.is_some() {
-        names.push(AUDIO_RENDITION.into());
-        weights.push(AUDIO_SHARE);
-    }
-    reporter.report(Event::Ladder {
-        input: job.input.clone(),
-        renditions: names.clone(),
-        weights,
-    });
-
-    let fresh = Checkpoint::new(
-        job.identity.clone(),
-        fingerprint(&(settings, &renditions, audio.is_some())),
-        clock,
-    );
-    let cp_path = CheckpointFile::path_in(&job.state_dir);
-    // A run killed mid-write leaves temp files; they are never referenced.
-    crate::fsutil::remove_partials(&job.state_dir.join(".vidpipe")).ok();
-    if let Err(e) = dest.remove_incomplete(&job.prefix) {
-        tracing::warn!(
-            "cannot remove temp files under {}: {e}",
-            dest.describe(&job.prefix)
-        );
-    }
-    let previous = CheckpointFile::load(&cp_path).filter(|old| old.matches(&fresh));
-    let resuming = previous.is_some();
-    if !resuming {
-        clear_previous_output(job, dest, &cp_path, &names);
-    }
-    let checkpoint = CheckpointFile::create(cp_path, previous.unwrap_or(fresh))?;
-    let key = |k: &str| format!("{}{k}", job.prefix);
-
-    // The thumbnail comes from the encode's own decode pass, at 1 s (or
-    // mid-clip for shorter inputs), before any frame reaches an encoder.
-    let thumbnail_at = (!resuming || !dest.exists(&key("thumbnail.jpg"))).then(|| {
-        let at = if info.duration >= 2.0 {
-            1.0
-        } else {
-            info.duration / 2.0
-        };
-        (at * clock.fps()).floor() as u64
-    });
-
-    let state = checkpoint.snapshot();
-    let pending: Vec<&String> = names
-        .iter()
-        .filter(|n| !state.renditions.get(*n).is_some_and(|r| r.done))
-        .collect();
-    for name in names.iter().filter(|n| !pending.contains(n)) {
-        reporter.report(Event::RenditionSkipped {
-            input: job.input.clone(),
-            rendition: name.clone(),
-        });
-    }
-    let first_segment = pending
-        .iter()
-        .map(|n| {
-            state
-                .renditions
-                .get(*n)
-                .map_or(0, |r| r.segments.len() as u32)
-        })
-        .min()
-        .unwrap_or(0);
-    if !pending.is_empty() || thumbnail_at.is_some() {
-        if first_segment > 0 && !pending.is_empty() {
-            reporter.report(Event::Resume {
-                input: job.input.clone(),
-                from_segment: first_segment,
-            });
-        }
-        let plan = EncodePlan {
-            renditions: renditions
-                .iter()
-                .filter(|r| pending.contains(&&r.name))
-                .cloned()
-                .collect(),
-            audio: audio.is_some() && pending.iter().any(|n| *n == AUDIO_RENDITION),
-            first_segment,
-            fps,
-            video_index: video.index,
-            audio_index: audio.as_ref().map(|a| a.index),
-            rotation: video.rotation,
-            start_time: video.start_time,
-            thumbnail_frame: thumbnail_at,
-        };
-        encode(
-            &mut ictx,
-            &info,
-            job,
-            dest,
-            settings,
-            reporter,
-            cancel,
-            &checkpoint,
-            plan,
-        )?;
-    }
-
-    let master = write_master(
+    let run = Run {
         job,
         dest,
         settings,
-        &renditions,
-        audio.as_ref(),
-        &checkpoint,
-    )?;
-    reporter.report(Event::Done {
-        input: job.input.clone(),
-        master: master.clone(),
-    });
+        reporter,
+        cancel,
+    };
+    let mut probed = run.probe()?;
+    let (checkpoint, resuming) = run.open_checkpoint(&probed)?;
+    let thumbnail_frame = run.thumbnail_frame(&probed, resuming);
+    let pending = run.pending(&probed, &checkpoint);
+    if !pending.names.is_empty() || thumbnail_frame.is_some() {
+        let plan = run.encode_plan(&probed, &pending, thumbnail_frame);
+        encode::encode(&run, &mut probed.input, &probed.info, &checkpoint, plan)?;
+    }
+    let master = run.publish(&probed, &checkpoint)?;
     Ok(Published {
         master,
-        encoded: pending.into_iter().cloned().collect(),
+        encoded: pending.names,
     })
 }
 
+/// Everything one input's transcode shares between its steps.
+struct Run<'a> {
+    job: &'a Job,
+    dest: &'a dyn Destination,
+    settings: &'a TranscodeSettings,
+    reporter: &'a dyn Reporter,
+    cancel: &'a CancelFlag,
+}
+
+/// What probing the input and planning its ladder found.
+struct Probed {
+    /// The opened input, demuxed again by the encode.
+    input: ff::format::context::Input,
+    info: MediaInfo,
+    video: VideoInfo,
+    audio: Option<AudioInfo>,
+    fps: ff::Rational,
+    clock: SegmentClock,
+    renditions: Vec<Rendition>,
+    /// Every rendition's name, the audio rendition last.
+    names: Vec<String>,
+}
+
+/// The renditions this run still has to encode.
+struct Pending {
+    /// Their names, in ladder order.
+    names: Vec<String>,
+    /// The segment the least advanced of them resumes at.
+    first_segment: u32,
+}
+
+impl Run<'_> {
+    /// Opens and describes the input, plans the ladder, and announces both.
+    fn probe(&self) -> Result<Probed, HlsError> {
+        let input =
+            media::open_input(&self.job.open).map_err(|e| HlsError::Input(e.to_string()))?;
+        let info = describe(&self.job.input, &input);
+        let video = require_video(&info)
+            .map_err(|e| HlsError::Input(e.to_string()))?
+            .clone();
+        let audio = info.audio.first().cloned();
+        let fps = output_frame_rate(video.fps_fraction, self.settings.max_fps);
+        let clock = SegmentClock::new(
+            fps.numerator() as u32,
+            fps.denominator() as u32,
+            self.settings.segment_ms,
+        );
+        self.reporter.report(Event::Probe {
+            input: self.job.input.clone(),
+            width: video.display_width,
+            height: video.display_height,
+            duration: info.duration,
+            fps: clock.fps(),
+            audio: audio.is_some(),
+        });
+        let renditions = self
+            .settings
+            .ladder
+            .plan(video.display_width, video.display_height);
+        let (names, weights) = progress_weights(&renditions, audio.is_some());
+        self.reporter.report(Event::Ladder {
+            input: self.job.input.clone(),
+            renditions: names.clone(),
+            weights,
+        });
+        Ok(Probed {
+            input,
+            info,
+            video,
+            audio,
+            fps,
+            clock,
+            renditions,
+            names,
+        })
+    }
+
+    /// Resumes the checkpoint of an earlier run with the same input and
+    /// settings, or clears that run's output and starts a fresh one.
+    /// Returns the checkpoint and whether it is resumed.
+    fn open_checkpoint(&self, probed: &Probed) -> Result<(CheckpointFile, bool), HlsError> {
+        let job = self.job;
+        let fresh = Checkpoint::new(
+            job.identity.clone(),
+            fingerprint(&(self.settings, &probed.renditions, probed.audio.is_some())),
+            probed.clock,
+        );
+        let cp_path = CheckpointFile::path_in(&job.state_dir);
+        // A run killed mid-write leaves temp files; they are never referenced.
+        crate::fsutil::remove_partials(&job.state_dir.join(".vidpipe")).ok();
+        if let Err(e) = self.dest.remove_incomplete(&job.prefix) {
+            tracing::warn!(
+                "cannot remove temp files under {}: {e}",
+                self.dest.describe(&job.prefix)
+            );
+        }
+        let previous = CheckpointFile::load(&cp_path).filter(|old| old.matches(&fresh));
+        let resuming = previous.is_some();
+        if !resuming {
+            clear_previous_output(job, self.dest, &cp_path, &probed.names)?;
+        }
+        let checkpoint = CheckpointFile::create(cp_path, previous.unwrap_or(fresh))?;
+        Ok((checkpoint, resuming))
+    }
+
+    /// The output frame to take the thumbnail from, unless a resumed run
+    /// already has it. The thumbnail comes from the encode's own decode
+    /// pass, at 1 s (or mid-clip for shorter inputs), before any frame
+    /// reaches an encoder.
+    fn thumbnail_frame(&self, probed: &Probed, resuming: bool) -> Option<u64> {
+        let key = format!("{}thumbnail.jpg", self.job.prefix);
+        (!resuming || !self.dest.exists(&key)).then(|| {
+            let duration = probed.info.duration;
+            let at = if duration >= 2.0 { 1.0 } else { duration / 2.0 };
+            (at * probed.clock.fps()).floor() as u64
+        })
+    }
+
+    /// The renditions the checkpoint does not hold complete; announces the
+    /// others as skipped.
+    fn pending(&self, probed: &Probed, checkpoint: &CheckpointFile) -> Pending {
+        let state = checkpoint.snapshot();
+        let done = |name: &String| state.renditions.get(name).is_some_and(|r| r.done);
+        let (complete, names): (Vec<String>, Vec<String>) =
+            probed.names.iter().cloned().partition(done);
+        for name in complete {
+            self.reporter.report(Event::RenditionSkipped {
+                input: self.job.input.clone(),
+                rendition: name,
+            });
+        }
+        let first_segment = names
+            .iter()
+            .map(|n| {
+                state
+                    .renditions
+                    .get(n)
+                    .map_or(0, |r| r.segments.len() as u32)
+            })
+            .min()
+            .unwrap_or(0);
+        Pending {
+            names,
+            first_segment,
+        }
+    }
+
+    /// What the encode does: the pending renditions from their resume
+    /// point (announced), and the thumbnail if one is wanted.
+    fn encode_plan(
+        &self,
+        probed: &Probed,
+        pending: &Pending,
+        thumbnail_frame: Option<u64>,
+    ) -> EncodePlan {
+        if pending.first_segment > 0 && !pending.names.is_empty() {
+            self.reporter.report(Event::Resume {
+                input: self.job.input.clone(),
+                from_segment: pending.first_segment,
+            });
+        }
+        let is_pending = |name: &str| pending.names.iter().any(|n| n == name);
+        EncodePlan {
+            renditions: probed
+                .renditions
+                .iter()
+                .filter(|r| is_pending(&r.name))
+                .cloned()
+                .collect(),
+            audio: probed.audio.is_some() && is_pending(AUDIO_RENDITION),
+            first_segment: pending.first_segment,
+            fps: probed.fps,
+            video_index: probed.video.index,
+            audio_index: probed.audio.as_ref().map(|a| a.index),
+            rotation: probed.video.rotation,
+            start_time: probed.video.start_time,
+            thumbnail_frame,
+        }
+    }
+
+    /// Writes the master playlist of the complete renditions and announces
+    /// the input as done; returns the master's location.
+    fn publish(&self, probed: &Probed, checkpoint: &CheckpointFile) -> Result<String, HlsError> {
+        let master = write_master(
+            self.job,
+            self.dest,
+            self.settings,
+            &probed.renditions,
+            probed.audio.as_ref(),
+            checkpoint,
+        )?;
+        self.reporter.report(Event::Done {
+            input: self.job.input.clone(),
+            master: master.clone(),
+        });
+        Ok(master)
+    }
+}
+
+/// The progress bar's renditions and the share of the work each is: video
+/// by pixel count, audio a few percent.
+fn progress_weights(renditions: &[Rendition], audio: bool) -> (Vec<String>, Vec<f64>) {
+    const AUDIO_SHARE: f64 = 0.03;
+    let video_share = if audio { 1.0 - AUDIO_SHARE } else { 1.0 };
+    let mut names: Vec<String> = renditions.iter().map(|r| r.name.clone()).collect();
+    let mut weights: Vec<f64> = work_weights(renditions)
+        .iter()
+        .map(|w| w * video_share)
+        .collect();
+    if audio {
+        names.push(AUDIO_RENDITION.into());
+        weights.push(AUDIO_SHARE);
+    }
+    (names, weights)
+}
+
 /// Removes what an earlier run with other settings left, master first, so
-/// nothing stale looks complete while the new encode runs.
+/// nothing stale looks complete while the new encode runs. A master that
+/// cannot be removed fails the input before anything is overwritten: the
+/// earlier output then stays whole, where a new encode under the old master
+/// would give players a master naming playlists that change or vanish.
 fn clear_previous_output(
     job: &Job,
     dest: &dyn Destination,
-    cp_path: &std::path::Path,
+    cp_path: &Path,
     names: &[String],
-) {
+) -> Result<(), HlsError> {
     let mut dirs: Vec<String> = names.to_vec();
     if let Ok(bytes) = std::fs::read(cp_path) {
         if let Ok(old) = serde_json::from_slice::<Checkpoint>(&bytes) {
             dirs.extend(old.renditions.into_keys());
         }
     }
-    let _ = dest.delete(&format!("{}master.m3u8", job.prefix));
+    let master = format!("{}master.m3u8", job.prefix);
+    dest.delete(&master)
+        .map_err(|source| HlsError::StaleMaster {
+            path: dest.describe(&master),
+            source,
+        })?;
     for dir in dirs {
         for file in ["index.m3u8", "iframes.m3u8"] {
             let _ = dest.delete(&format!("{}{dir}/{file}", job.prefix));
         }
     }
     let _ = std::fs::remove_file(cp_path);
-}
-
-struct EncodePlan {
-    renditions: Vec<Rendition>,
-    audio: bool,
-    first_segment: u32,
-    fps: ff::Rational,
-    video_index: usize,
-    audio_index: Option<usize>,
-    rotation: u32,
-    start_time: f64,
-    /// Output frame to take the thumbnail from, if one is wanted.
-    thumbnail_frame: Option<u64>,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn encode(
-    ictx: &mut ff::format::context::Input,
-    info: &MediaInfo,
-    job: &Job,
-    dest: &dyn Destination,
-    settings: &TranscodeSettings,
-    reporter: &dyn Reporter,
-    cancel: &CancelFlag,
-    checkpoint: &CheckpointFile,
-    plan: EncodePlan,
-) -> Result<(), HlsError> {
-    let clock = checkpoint.snapshot().clock;
-    let resume_at = clock.frame_seconds(clock.first_frame(plan.first_segment));
-    if plan.first_segment > 0 {
-        // Seek to the keyframe at or before the resume boundary (with a
-        // little margin for inputs whose keyframe index is coarse).
-        let target = ((plan.start_time + resume_at - 0.5).max(0.0)
-            * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
-        ictx.seek(target, ..target).map_err(|e| {
-            HlsError::Input(format!("cannot seek to {resume_at:.1}s to resume: {e}"))
-        })?;
-    }
-    let video_stream = ictx
-        .stream(plan.video_index)
-        .ok_or_else(|| HlsError::Input("video stream vanished".into()))?;
-    let anchor = (plan.first_segment == 0).then_some(plan.start_time);
-    let mut decoder = VideoDecoder::new(&video_stream, plan.rotation, plan.fps, anchor)
-        .map_err(|e| HlsError::Input(e.to_string()))?;
-    let origin_frames = (plan.start_time * f64::from(plan.fps.numerator())
-        / f64::from(plan.fps.denominator()))
-    .round() as i64;
-    let rate = i64::from(media::audio::SAMPLE_RATE);
-    let audio_job = match (plan.audio, plan.audio_index.and_then(|i| ictx.stream(i))) {
-        (true, Some(stream)) => {
-            let offset =
-                ((OUTPUT_ORIGIN_SECS as f64 - plan.start_time) * rate as f64).round() as i64;
-            // Feed the encoder two AAC frames before the resume point so the
-            // first packet kept (at the boundary) is properly primed; the
-            // audio worker drops the packets before the boundary.
-            let drop_before =
-                ((OUTPUT_ORIGIN_SECS as f64 + resume_at) * rate as f64).round() as i64 - 2048;
-            let drop_before = if plan.first_segment > 0 {
-                drop_before
-            } else {
-                i64::MIN
-            };
-            Some(AudioJob {
-                transcoder: AudioTranscoder::new(
-                    &stream,
-                    settings.audio_bitrate.0,
-                    settings.segment_format == SegmentFormat::Fmp4,
-                    offset,
-                    drop_before,
-                )
-                .map_err(|e| HlsError::Input(format!("audio: {e}")))?,
-            })
-        }
-        _ => None,
-    };
-    let cores = if settings.threads > 0 {
-        settings.threads
-    } else {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    };
-    let threads = encoder_threads(&plan.renditions, cores);
-    let total_frames = (info.duration * clock.fps()).ceil().max(1.0) as u64;
-    let shared = Shared {
-        input: &job.input,
-        dest,
-        prefix: &job.prefix,
-        clock,
-        format: settings.segment_format,
-        checkpoint,
-        reporter,
-        total_frames,
-        first_segment: plan.first_segment,
-    };
-    let keyint = (u64::from(settings.segment_ms) * u64::from(clock.fps_num))
-        .div_ceil(1000 * u64::from(clock.fps_den)) as u32
-        + 1;
-    let video_jobs: Vec<VideoJob> = plan
-        .renditions
-        .iter()
-        .zip(&threads)
-        .map(|(r, &t)| VideoJob {
-            name: r.name.clone(),
-            h264: H264Settings {
-                width: r.width,
-                height: r.height,
-                bitrate: r.bitrate.0,
-                preset: settings.preset.clone(),
-                fps: plan.fps,
-                keyint,
-                threads: t,
-                global_header: settings.segment_format == SegmentFormat::Fmp4,
-            },
-            origin_frames,
-        })
-        .collect();
-    let workers = video_jobs.len() + usize::from(audio_job.is_some());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers.max(1))
-        .thread_name(|i| format!("rendition-{i}"))
-        .build()
-        .map_err(|e| HlsError::Input(format!("cannot start worker threads: {e}")))?;
-    let results: Mutex<Vec<Result<Finish, HlsError>>> = Mutex::new(Vec::new());
-    let first_frame = clock.first_frame(plan.first_segment);
-    let mut demux_error: Option<HlsError> = None;
-    pool.in_place_scope(|scope| {
-        let mut video_tx: Vec<SyncSender<Msg<ff::frame::Video>>> = Vec::new();
-        for vj in video_jobs {
-            let (tx, rx) = sync_channel(6);
-            video_tx.push(tx);
-            let shared = &shared;
-            let results = &results;
-            scope.spawn(move |_| {
-                let r = worker::run_video(vj, shared, rx);
-                if let Ok(mut all) = results.lock() {
-                    all.push(r);
-                }
-            });
-        }
-        let mut audio_tx = None;
-        if let Some(aj) = audio_job {
-            let (tx, rx) = sync_channel(64);
-            audio_tx = Some(tx);
-            let shared = &shared;
-            let results = &results;
-            scope.spawn(move |_| {
-                let r = worker::run_audio(aj, shared, rx);
-                if let Ok(mut all) = results.lock() {
-                    all.push(r);
-                }
-            });
-        }
-        let thumbnail = plan.thumbnail_frame.map(|frame| fanout::ThumbnailSlot {
-            frame,
-            key: format!("{}thumbnail.jpg", job.prefix),
-            dest,
-            reporter,
-            input: &job.input,
-        });
-        let mut fan = fanout::FrameFanOut::new(
-            video_tx,
-            origin_frames,
-            first_frame,
-            decoder.output_time_base(plan.fps),
-            thumbnail,
-        );
-        demux_error = demux(ictx, &plan, &mut decoder, &mut fan, audio_tx.as_ref(), cancel)
-            .and_then(|()| {
-                decoder.finish(&mut |f| fan.offer(f))?;
-                fan.flush()?;
-                let ended_at = clock.frame_seconds(fan.frames_end().unwrap_or(0));
-                let encoded_all = !fan.satisfied() && plan.first_segment == 0;
-                if encoded_all && info.duration > 2.0 && ended_at < info.duration * 0.9 {
-                    return Err(HlsError::Input(format!(
-                        "the video ends after {ended_at:.1}s of the {:.1}s the container declares: the file is truncated or damaged",
-                        info.duration
-                    )));
-                }
-                fan.end();
-                if let Some(tx) = &audio_tx {
-                    let _ = tx.send(Msg::End);
-                }
-                Ok(())
-            })
-            .err();
-        drop(fan);
-        drop(audio_tx);
-    });
-    let results = results.into_inner().unwrap_or_default();
-    for r in results {
-        r?;
-    }
-    if let Some(e) = demux_error {
-        return Err(e);
-    }
-    if cancel.load(Ordering::SeqCst) {
-        return Err(HlsError::Interrupted);
-    }
     Ok(())
 }
 
-/// Reads packets until the end of the input, feeding the video decoder and
-/// the audio worker. Returns an error for read failures and interrupts.
-fn demux(
-    ictx: &mut ff::format::context::Input,
-    plan: &EncodePlan,
-    decoder: &mut VideoDecoder,
-    fan: &mut fanout::FrameFanOut<'_>,
-    audio_tx: Option<&SyncSender<Msg<ff::Packet>>>,
-    cancel: &CancelFlag,
-) -> Result<(), HlsError> {
-    loop {
-        if cancel.load(Ordering::SeqCst) {
-            return Err(HlsError::Interrupted);
-        }
-        let mut packet = ff::Packet::empty();
-        match packet.read(ictx) {
-            Ok(()) => {}
-            Err(ff::Error::Eof) => return Ok(()),
-            Err(e) => {
-                return Err(HlsError::Input(format!(
-                    "read error: {e} (the file may be truncated or damaged)"
-                )))
-            }
-        }
-        let index = packet.stream();
-        if index == plan.video_index {
-            decoder.push(&packet, &mut |f| fan.offer(f))?;
-            if fan.satisfied() && audio_tx.is_none() {
-                // Only the thumbnail was wanted, and it is written.
-                return Ok(());
-            }
-        } else if Some(index) == plan.audio_index {
-            if let Some(tx) = audio_tx {
-                tx.send(Msg::Item(packet))
-                    .map_err(|_| HlsError::Input("the audio worker stopped".into()))?;
-            }
-        }
-    }
-}
-
+/// Writes the master playlist from the checkpoint's complete renditions.
 fn write_master(
     job: &Job,
     dest: &dyn Destination,
     settings: &TranscodeSettings,
     renditions: &[Rendition],
-    audio: Option<&media::probe::AudioInfo>,
+    audio: Option<&AudioInfo>,
     checkpoint: &CheckpointFile,
 ) -> Result<String, HlsError> {
     let state = checkpoint.snapshot();
@@ -644,7 +485,7 @@ fn write_master(
     let mut variants = Vec::new();
     for r in renditions {
         let Some(done) = state.renditions.get(&r.name).filter(|s| s.done) else {
-            return Err(HlsError::Input(format!(
+            return Err(HlsError::Internal(format!(
                 "rendition {} is incomplete",
                 r.name
             )));
@@ -683,27 +524,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frame_rates_snap_to_standard_values() {
-        assert_eq!(
-            output_frame_rate((2997, 100), 60),
-            ff::Rational(30000, 1001)
-        );
-        assert_eq!(output_frame_rate((30, 1), 60), ff::Rational(30, 1));
-        assert_eq!(output_frame_rate((25, 1), 60), ff::Rational(25, 1));
-        assert_eq!(
-            output_frame_rate((24000, 1001), 60),
-            ff::Rational(24000, 1001)
-        );
-        assert_eq!(output_frame_rate((2999, 100), 60), ff::Rational(30, 1));
-        assert_eq!(output_frame_rate((120, 1), 60), ff::Rational(60, 1));
-        assert_eq!(output_frame_rate((0, 0), 60), ff::Rational(25, 1));
-        assert_eq!(output_frame_rate((1500, 100), 60), ff::Rational(15, 1));
+    fn a_stale_master_that_cannot_be_removed_fails_the_input_and_keeps_the_earlier_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = crate::storage::LocalDir::new(dir.path());
+        // A directory where the master is cannot be removed as a file.
+        dest.put("clip/master.m3u8/held", b"x").expect("put");
+        dest.put("clip/720p/index.m3u8", b"#EXTM3U").expect("put");
+        let job = Job {
+            input: "clip.mp4".into(),
+            open: "clip.mp4".into(),
+            prefix: "clip/".into(),
+            state_dir: dir.path().join("clip"),
+            identity: String::new(),
+        };
+        let cp_path = CheckpointFile::path_in(&job.state_dir);
+        let err = clear_previous_output(&job, &dest, &cp_path, &["720p".into()])
+            .expect_err("the master cannot be removed");
+        assert!(matches!(err, HlsError::StaleMaster { .. }), "{err:?}");
+        assert!(err.to_string().contains("clip/master.m3u8"), "{err}");
+        assert!(dest.exists("clip/720p/index.m3u8"));
     }
 
     #[test]
     fn big_renditions_get_more_encoder_threads() {
         let plan = Ladder::default().plan(1920, 1080);
-        let threads = encoder_threads(&plan, 2);
+        let threads = rendition_threads(&plan, 2);
         assert_eq!(threads.len(), 5);
         assert!(threads[0] >= 2);
         assert!(threads.iter().all(|&t| t >= 1));

@@ -4,6 +4,7 @@
 //! output is snapshot-tested. Bandwidths are always measured from the bytes
 //! the segments really carry, never copied from the encoder's target.
 
+use crate::media::mux::SegmentFormat;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
@@ -20,42 +21,13 @@ pub struct SegmentInfo {
     pub iframe: Option<(u64, u64)>,
 }
 
-/// Container of the media segments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SegmentFormat {
-    /// MPEG-2 transport stream (`.ts`), playable everywhere.
-    #[default]
-    Ts,
-    /// Fragmented MP4 (`init.mp4` + `.m4s`).
-    Fmp4,
-}
-
-impl SegmentFormat {
-    /// File extension of media segments.
-    pub fn extension(self) -> &'static str {
-        match self {
-            SegmentFormat::Ts => "ts",
-            SegmentFormat::Fmp4 => "m4s",
-        }
-    }
-
-    /// `EXT-X-VERSION` needed by our playlists: byte ranges and
-    /// I-FRAMES-ONLY need 4, `EXT-X-MAP` in media playlists needs 6;
-    /// we use 7 for fMP4 as Apple's tools do.
-    pub fn version(self) -> u8 {
-        match self {
-            SegmentFormat::Ts => 4,
-            SegmentFormat::Fmp4 => 7,
-        }
-    }
-
-    /// Name of the initialization segment, if the format has one.
-    pub fn init_segment(self) -> Option<&'static str> {
-        match self {
-            SegmentFormat::Ts => None,
-            SegmentFormat::Fmp4 => Some("init.mp4"),
-        }
+/// `EXT-X-VERSION` needed by our playlists: byte ranges and I-FRAMES-ONLY
+/// need 4, `EXT-X-MAP` in media playlists needs 6; we use 7 for fMP4 as
+/// Apple's tools do.
+fn version(format: SegmentFormat) -> u8 {
+    match format {
+        SegmentFormat::Ts => 4,
+        SegmentFormat::Fmp4 => 7,
     }
 }
 
@@ -71,7 +43,7 @@ pub fn target_duration(segments: &[SegmentInfo]) -> u64 {
 
 fn header(out: &mut String, format: SegmentFormat, target: u64) {
     let _ = writeln!(out, "#EXTM3U");
-    let _ = writeln!(out, "#EXT-X-VERSION:{}", format.version());
+    let _ = writeln!(out, "#EXT-X-VERSION:{}", version(format));
     let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:0");
     let _ = writeln!(out, "#EXT-X-PLAYLIST-TYPE:VOD");
@@ -206,7 +178,7 @@ pub fn master_playlist(
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "#EXTM3U");
-    let _ = writeln!(out, "#EXT-X-VERSION:{}", format.version());
+    let _ = writeln!(out, "#EXT-X-VERSION:{}", version(format));
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     if let Some(a) = audio {
         let language = a

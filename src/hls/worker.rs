@@ -10,9 +10,9 @@
 
 use super::checkpoint::CheckpointFile;
 use super::clock::SegmentClock;
-use super::playlist::{iframe_playlist, media_playlist, Bandwidth, SegmentFormat, SegmentInfo};
+use super::playlist::{iframe_playlist, media_playlist, Bandwidth, SegmentInfo};
 use super::HlsError;
-use crate::media::mux::{SegmentMuxer, OUTPUT_ORIGIN_SECS};
+use crate::media::mux::{SegmentFormat, SegmentMuxer, OUTPUT_ORIGIN_SECS};
 use crate::media::video::{open_h264, H264Settings, Scaler, VIDEO_TIME_BASE};
 use crate::media::{audio::AudioTranscoder, codecs, ff, MediaError};
 use crate::progress::{Event, Reporter};

@@ -4,8 +4,9 @@
 //! [`probe`] (facts about an input), [`video`] (decode once, orient, scale,
 //! H.264 encode), [`audio`] (decode, downmix, AAC encode), [`pcm`] (exact
 //! sample ranges, multi-input audio graphs, AAC from PCM), [`mux`]
-//! (segment muxers writing to memory), [`filemux`] (whole MP4/TS files)
-//! and [`thumbnail`] (one JPEG).
+//! (segment formats, segment muxers writing to memory), [`filemux`] (whole
+//! MP4/TS files) and [`thumbnail`] (one JPEG); [`video`] also plans frame
+//! rates and x264 threads for every job.
 //! Scalers and filter graphs are created inside the thread that uses them.
 
 pub mod audio;

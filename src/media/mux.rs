@@ -8,7 +8,7 @@
 //! segment. The caller decides where segments go (local file, S3).
 
 use super::{ff, AvContext, Result};
-use crate::hls::playlist::SegmentFormat;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +16,35 @@ use std::sync::{Arc, Mutex};
 /// timestamps of B-frames and AAC priming never go negative (libav would
 /// otherwise shift each rendition differently). MPEG-TS PTS 900000.
 pub const OUTPUT_ORIGIN_SECS: i64 = 10;
+
+/// Container of the media segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentFormat {
+    /// MPEG-2 transport stream (`.ts`), playable everywhere.
+    #[default]
+    Ts,
+    /// Fragmented MP4 (`init.mp4` + `.m4s`).
+    Fmp4,
+}
+
+impl SegmentFormat {
+    /// File extension of media segments.
+    pub fn extension(self) -> &'static str {
+        match self {
+            SegmentFormat::Ts => "ts",
+            SegmentFormat::Fmp4 => "m4s",
+        }
+    }
+
+    /// Name of the initialization segment, if the format has one.
+    pub fn init_segment(self) -> Option<&'static str> {
+        match self {
+            SegmentFormat::Ts => None,
+            SegmentFormat::Fmp4 => Some("init.mp4"),
+        }
+    }
+}
 
 /// A growable byte buffer shared between the muxer's I/O callbacks and us.
 #[derive(Clone, Default)]

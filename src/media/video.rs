@@ -282,6 +282,65 @@ pub struct H264Settings {
 /// Encoder time base: MPEG-TS ticks, exact for every common frame rate.
 pub const VIDEO_TIME_BASE: ff::Rational = ff::Rational(1, 90_000);
 
+/// CPU cores a run may use: `requested`, or every core when it is 0.
+pub fn cores(requested: usize) -> usize {
+    if requested > 0 {
+        requested
+    } else {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+}
+
+/// x264 threads for an encoder that has `cores` to itself (a share of the
+/// machine, possibly fractional): one when it has at most one core, else
+/// frame threads at 1.5x its cores, as x264 itself would pick, so its
+/// threads do not wait on each other with cores idle; at most 16.
+pub fn encoder_threads(cores: f64) -> usize {
+    if cores <= 1.0 {
+        1
+    } else {
+        ((cores * 1.5).round() as usize).clamp(1, 16)
+    }
+}
+
+/// Frame rate of the output: the source's average rate, snapped to a
+/// standard rate when within 1%, capped at `max_fps`.
+pub fn output_frame_rate(avg: (i32, i32), max_fps: u32) -> ff::Rational {
+    const STANDARD: &[(i32, i32)] = &[
+        (24000, 1001),
+        (24, 1),
+        (25, 1),
+        (30000, 1001),
+        (30, 1),
+        (48, 1),
+        (50, 1),
+        (60000, 1001),
+        (60, 1),
+    ];
+    let fps = if avg.1 > 0 {
+        f64::from(avg.0) / f64::from(avg.1)
+    } else {
+        0.0
+    };
+    if !(fps.is_finite() && fps > 0.0) {
+        return ff::Rational(25, 1);
+    }
+    if fps > f64::from(max_fps) + 0.01 {
+        return ff::Rational(max_fps.max(1) as i32, 1);
+    }
+    let closest = STANDARD.iter().min_by(|a, b| {
+        let da = (fps / (f64::from(a.0) / f64::from(a.1)) - 1.0).abs();
+        let db = (fps / (f64::from(b.0) / f64::from(b.1)) - 1.0).abs();
+        da.total_cmp(&db)
+    });
+    if let Some(&(n, d)) = closest {
+        if (fps / (f64::from(n) / f64::from(d)) - 1.0).abs() < 0.005 {
+            return ff::Rational(n, d);
+        }
+    }
+    ff::Rational((fps.round() as i32).max(1), 1)
+}
+
 /// Opens libx264 with ABR rate control, a VBV cap, no scene-cut keyframes
 /// and IDR frames exactly where the caller marks `I` frames.
 pub fn open_h264(s: &H264Settings) -> Result<ff::encoder::video::Encoder> {
@@ -341,4 +400,43 @@ pub fn vbv_maxrate(bitrate: u64) -> u64 {
 /// VBV buffer for a target bitrate (`-bufsize 1.5×`).
 pub fn vbv_bufsize(bitrate: u64) -> u64 {
     bitrate * 3 / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_rates_snap_to_standard_values() {
+        assert_eq!(
+            output_frame_rate((2997, 100), 60),
+            ff::Rational(30000, 1001)
+        );
+        assert_eq!(output_frame_rate((30, 1), 60), ff::Rational(30, 1));
+        assert_eq!(output_frame_rate((25, 1), 60), ff::Rational(25, 1));
+        assert_eq!(
+            output_frame_rate((24000, 1001), 60),
+            ff::Rational(24000, 1001)
+        );
+        assert_eq!(output_frame_rate((2999, 100), 60), ff::Rational(30, 1));
+        assert_eq!(output_frame_rate((120, 1), 60), ff::Rational(60, 1));
+        assert_eq!(output_frame_rate((0, 0), 60), ff::Rational(25, 1));
+        assert_eq!(output_frame_rate((1500, 100), 60), ff::Rational(15, 1));
+    }
+
+    #[test]
+    fn encoders_get_one_and_a_half_threads_per_core() {
+        assert_eq!(encoder_threads(0.3), 1);
+        assert_eq!(encoder_threads(1.0), 1);
+        assert_eq!(encoder_threads(1.2), 2);
+        assert_eq!(encoder_threads(2.0), 3);
+        assert_eq!(encoder_threads(8.0), 12);
+        assert_eq!(encoder_threads(64.0), 16);
+    }
+
+    #[test]
+    fn zero_cores_means_every_core() {
+        assert_eq!(cores(3), 3);
+        assert!(cores(0) >= 1);
+    }
 }
