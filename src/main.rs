@@ -6,6 +6,7 @@ mod cli;
 
 use clap::Parser;
 use cli::layers::Layers;
+use cli::report::Shown;
 use cli::{Cli, CliError, Ctx, ProgressMode};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -24,11 +25,12 @@ fn main() -> ExitCode {
     };
     init_logging(layers.verbose, layers.quiet);
     let shown = match layers.progress {
-        ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Bars,
-        ProgressMode::Auto => ProgressMode::None,
-        mode => mode,
+        ProgressMode::Auto if std::io::stderr().is_terminal() => Shown::Bars,
+        ProgressMode::Bars => Shown::Bars,
+        ProgressMode::Json => Shown::Json,
+        ProgressMode::Auto | ProgressMode::None => Shown::None,
     };
-    let json = shown == ProgressMode::Json;
+    let json = shown == Shown::Json;
     let ctx = Ctx::new(
         cli::report::console_reporter(shown, layers.quiet > 0),
         cancel_on_signal(),

@@ -7,6 +7,8 @@
 //! which is exactly what `--progress json` prints.
 
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// Something a job wants the user (or a CI script) to know.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -146,7 +148,77 @@ pub enum Event {
 impl Event {
     /// Milestones are reported at once; plain progress may be throttled.
     pub fn is_milestone(&self) -> bool {
-        !matches!(self, Event::Progress { .. } | Event::UploadProgress { .. })
+        self.progress().is_none()
+    }
+
+    /// For plain progress, what advanced and how far: the input, the
+    /// rendition (empty for an upload) and the percentage. `None` for
+    /// milestones.
+    pub fn progress(&self) -> Option<(&str, &str, f64)> {
+        match self {
+            Event::Progress {
+                input,
+                rendition,
+                percent,
+            } => Some((input, rendition, *percent)),
+            Event::UploadProgress { input, percent, .. } => Some((input, "", *percent)),
+            _ => None,
+        }
+    }
+}
+
+/// Decides which plain progress goes out, per (input, rendition): a
+/// percentage passes when it moved at least `step` percent since the last
+/// one that passed, or when it reaches 100%; the first always passes, and
+/// so does every milestone ([`Event::is_milestone`]).
+///
+/// The one home of progress throttling: the transcoding workers use a fine
+/// step (smooth bars without an event per frame), `--progress json` a
+/// coarse one on top of it.
+#[derive(Debug)]
+pub struct Throttle {
+    step: f64,
+    /// Last percentage let through, by input, then rendition.
+    last: Mutex<HashMap<String, HashMap<String, f64>>>,
+}
+
+impl Throttle {
+    /// The step of `--progress json` (about every 2%, as SPEC.md says).
+    pub const JSON_STEP: f64 = 2.0;
+
+    /// A throttle letting progress through every `step` percent.
+    pub fn new(step: f64) -> Self {
+        Throttle {
+            step,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `event` should be reported now.
+    pub fn admits(&self, event: &Event) -> bool {
+        match event.progress() {
+            Some((input, rendition, percent)) => self.passes(input, rendition, percent),
+            None => true,
+        }
+    }
+
+    /// Whether `percent` of `input`'s `rendition` should be reported now;
+    /// remembers it when so. Allocates only when it passes, so hot loops
+    /// can ask before building their event.
+    pub fn passes(&self, input: &str, rendition: &str, percent: f64) -> bool {
+        let Ok(mut last) = self.last.lock() else {
+            return true;
+        };
+        let previous = last.get(input).and_then(|r| r.get(rendition)).copied();
+        let due = previous.is_none_or(|previous| {
+            percent - previous >= self.step || (percent >= 100.0 && previous < 100.0)
+        });
+        if due {
+            last.entry(input.to_string())
+                .or_default()
+                .insert(rendition.to_string(), percent);
+        }
+        due
     }
 }
 
@@ -175,5 +247,99 @@ impl Reporter for Collected {
         if let Ok(mut events) = self.0.lock() {
             events.push(event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(input: &str, rendition: &str, percent: f64) -> Event {
+        Event::Progress {
+            input: input.into(),
+            rendition: rendition.into(),
+            percent,
+        }
+    }
+
+    fn upload(input: &str, percent: f64) -> Event {
+        Event::UploadProgress {
+            input: input.into(),
+            bytes_done: (percent * 10.0) as u64,
+            bytes_total: 1000,
+            percent,
+        }
+    }
+
+    /// Which of `percents` (one rendition, in order) the throttle admits.
+    fn admitted(throttle: &Throttle, percents: &[f64]) -> Vec<f64> {
+        percents
+            .iter()
+            .copied()
+            .filter(|p| throttle.admits(&progress("a.mp4", "720p", *p)))
+            .collect()
+    }
+
+    #[test]
+    fn json_step_admits_progress_about_every_two_percent() {
+        let throttle = Throttle::new(Throttle::JSON_STEP);
+        let halves: Vec<f64> = (0..=100).map(|i| f64::from(i) * 0.5).collect();
+        assert_eq!(
+            admitted(&throttle, &halves),
+            (0..=25).map(|i| f64::from(i) * 2.0).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn reaching_100_percent_passes_whatever_the_step() {
+        let throttle = Throttle::new(Throttle::JSON_STEP);
+        assert_eq!(
+            admitted(&throttle, &[0.0, 99.5, 99.9, 100.0, 100.0]),
+            vec![0.0, 99.5, 100.0]
+        );
+    }
+
+    #[test]
+    fn milestones_always_pass() {
+        let throttle = Throttle::new(Throttle::JSON_STEP);
+        let milestones = [
+            Event::PartDone {
+                input: "a.bin".into(),
+                part: 1,
+                bytes: 5,
+            },
+            Event::RenditionDone {
+                input: "a.mp4".into(),
+                rendition: "720p".into(),
+                segments: 3,
+                average_bandwidth: 1,
+                peak_bandwidth: 2,
+            },
+            Event::Error {
+                input: "a.mp4".into(),
+                message: "broken".into(),
+            },
+        ];
+        for event in milestones {
+            assert!(event.is_milestone(), "{event:?}");
+            assert!(
+                throttle.admits(&event) && throttle.admits(&event),
+                "{event:?}"
+            );
+        }
+        assert!(!progress("a.mp4", "720p", 1.0).is_milestone());
+        assert!(!upload("a.bin", 1.0).is_milestone());
+    }
+
+    #[test]
+    fn each_input_and_rendition_is_throttled_on_its_own() {
+        let throttle = Throttle::new(Throttle::JSON_STEP);
+        assert!(throttle.admits(&progress("a.mp4", "720p", 10.0)));
+        assert!(!throttle.admits(&progress("a.mp4", "720p", 11.0)));
+        assert!(throttle.admits(&progress("a.mp4", "360p", 11.0)));
+        assert!(throttle.admits(&progress("b.mp4", "720p", 11.0)));
+        assert!(throttle.admits(&upload("a.mp4", 11.0)));
+        assert!(!throttle.admits(&upload("a.mp4", 12.0)));
+        assert!(throttle.admits(&upload("b.bin", 12.0)));
     }
 }

@@ -35,6 +35,32 @@ fn upload(garage: &Garage, state: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// vidpipe run by a user that a mode-000 file stops: root reads any file,
+/// so `nobody` when we are root.
+fn unprivileged_vidpipe() -> Command {
+    let as_root = run(Command::new("id").arg("-u")).stdout == b"0\n";
+    if as_root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_vidpipe"));
+        c
+    } else {
+        vidpipe()
+    }
+}
+
+/// Makes `file` unreadable (for [`unprivileged_vidpipe`]).
+fn lock(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+}
+
+/// Lets [`unprivileged_vidpipe`] into `dir` (and write its state there).
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+}
+
 /// Starts an upload with `--progress json` and returns once `parts` parts
 /// are acknowledged (the upload is then still running).
 fn uploading_past(mut cmd: Command, parts: usize) -> std::process::Child {
@@ -443,21 +469,11 @@ fn wrong_credentials_and_unreadable_files_fail_clearly() {
         "{stderr}"
     );
 
-    // Root reads any file, so run as `nobody` when we are root.
-    use std::os::unix::fs::PermissionsExt;
     let locked = tmp.path().join("locked.bin");
     write_random(&locked, 1000);
-    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
-    let as_root = run(Command::new("id").arg("-u")).stdout == b"0\n";
-    let mut cmd = if as_root {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_vidpipe"));
-        c
-    } else {
-        vidpipe()
-    };
+    lock(&locked);
+    open_up(tmp.path());
+    let mut cmd = unprivileged_vidpipe();
     garage.env(&mut cmd);
     cmd.env("XDG_STATE_HOME", tmp.path().join("state-nobody"))
         .args([
@@ -524,4 +540,77 @@ fn a_directory_keeps_its_name_unless_given_with_a_trailing_slash() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(garage.keys("one.bin").is_empty());
+}
+
+#[test]
+fn an_upload_batch_with_one_failing_file_keeps_the_others_going() {
+    const MIB: u64 = 1 << 20;
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Four 5 MiB parts each (sizes differ so the contents do too).
+    let names = ["a.bin", "locked.bin", "c.bin"];
+    let files: Vec<_> = names.iter().map(|n| tmp.path().join(n)).collect();
+    for (i, file) in files.iter().enumerate() {
+        write_random(file, 15 * MIB + 1 + i as u64);
+    }
+    lock(&files[1]);
+    open_up(tmp.path());
+    let mut cmd = unprivileged_vidpipe();
+    garage.env(&mut cmd);
+    cmd.env("XDG_STATE_HOME", tmp.path().join("state"))
+        .arg("upload-chunked")
+        .args(&files)
+        .arg(format!("s3://{}/batch/", garage.bucket))
+        .args(["--part-size", "5MiB", "--concurrency", "2"])
+        .args(["--progress", "json"]);
+    let o = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+
+    let ev = events(&o.stdout);
+    let of = |e: &serde_json::Value, name: &str| {
+        e["input"]
+            .as_str()
+            .is_some_and(|i| i.ends_with(&format!("/{name}")))
+    };
+    let errors: Vec<usize> = (0..ev.len())
+        .filter(|&i| ev[i]["event"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "one error event: {ev:?}");
+    let error = &ev[errors[0]];
+    assert!(
+        of(error, "locked.bin")
+            && error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("permission denied")),
+        "{error}"
+    );
+    let after = &ev[errors[0] + 1..];
+    for name in ["a.bin", "c.bin"] {
+        for kind in ["part_done", "progress", "done"] {
+            assert!(
+                after.iter().any(|e| e["event"] == kind && of(e, name)),
+                "no {kind} event for {name} after the error: {ev:?}"
+            );
+        }
+    }
+    assert_eq!(
+        stderr
+            .matches(&format!("error: {}: ", files[1].display()))
+            .count(),
+        1,
+        "one error line for the locked file:\n{stderr}"
+    );
+
+    for (name, file) in names.iter().zip(&files) {
+        let key = format!("batch/{name}");
+        if *name == "locked.bin" {
+            assert!(!garage.keys("batch/").contains(&key), "{key} stored");
+        } else {
+            assert!(
+                garage.get(&key) == std::fs::read(file).expect("read"),
+                "{key} differs from its source"
+            );
+        }
+    }
 }

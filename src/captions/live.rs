@@ -252,10 +252,9 @@ impl<'a> Follower<'a> {
         let backoff = self.backoff.entry(track.language.clone()).or_default();
         backoff.failed(tick);
         let retry = backoff.next_tick - tick;
-        eprintln!("error: {e} (retrying in {retry} tick(s))");
         self.reporter.report(Event::Error {
             input: track.file(),
-            message: e.to_string(),
+            message: format!("{e} (retrying in {retry} tick(s))"),
         });
     }
 

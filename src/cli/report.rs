@@ -1,49 +1,125 @@
-//! Reporters the CLI can choose: indicatif bars, NDJSON lines, nothing.
+//! Reporters the CLI can choose: indicatif bars, NDJSON lines, nothing;
+//! and the console in front of them that puts warnings and errors on stderr.
 //!
 //! Engine events arrive from worker threads; each reporter is internally
-//! synchronised. The JSON reporter throttles plain progress to about every
-//! 2% per rendition and prints milestones at once.
+//! synchronised. `main` builds its reporter with [`console_reporter`]: a
+//! [`Console`] prints `warning: <input>: <message>` (unless `-q`) and
+//! `error: <input>: <message>` (always) for the matching events, above the
+//! bars when bars are drawn, then hands every event to the chosen reporter.
+//! Callers therefore only report an `Error` event; they never print it.
+//!
+//! The bars are grouped by input: a transcode's rendition bars and weighted
+//! overall bar, a commentary's stage bars, an upload's file bar under a
+//! total over every file, and the live captions spinner. An input that
+//! finishes or fails clears its own bars only; the other inputs' bars and
+//! the upload total go on.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
-use vidpipe::progress::{Event, Reporter};
+use vidpipe::progress::{Event, Reporter, Silent, Throttle};
 
-/// NDJSON on stdout (`--progress json`).
-#[derive(Default)]
-pub struct JsonLines {
-    last: Mutex<HashMap<(String, String), f64>>,
+/// What `--progress` shows, once `auto` is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Progress bars on stderr, whether or not it is a terminal.
+    Bars,
+    /// NDJSON events on stdout.
+    Json,
+    /// No progress.
+    None,
 }
 
-impl JsonLines {
-    fn due(&self, event: &Event) -> bool {
-        let (input, rendition, percent) = match event {
-            Event::Progress {
-                input,
-                rendition,
-                percent,
-            } => (input, rendition.as_str(), percent),
-            Event::UploadProgress { input, percent, .. } => (input, "", percent),
-            _ => return true,
-        };
-        let Ok(mut last) = self.last.lock() else {
-            return true;
-        };
-        let key = (input.clone(), rendition.to_string());
-        let previous = last.get(&key).copied().unwrap_or(f64::NEG_INFINITY);
-        if *percent - previous >= 2.0 || (*percent >= 100.0 && previous < 100.0) {
-            last.insert(key, *percent);
-            true
-        } else {
-            false
+/// The reporter every subcommand gets: `shown` progress behind a
+/// [`Console`] that prints warnings (unless `quiet`) and errors on stderr.
+pub fn console_reporter(shown: Shown, quiet: bool) -> Box<dyn Reporter> {
+    match shown {
+        Shown::Bars => Box::new(Console::over_bars(Bars::new(), quiet)),
+        Shown::Json => Box::new(Console::new(Box::new(JsonLines::default()), quiet)),
+        Shown::None => Box::new(Console::new(Box::new(Silent), quiet)),
+    }
+}
+
+/// Prints `Warning` and `Error` events on stderr, then passes every event
+/// on. The one place such lines are printed: whoever reports an error only
+/// reports it.
+pub struct Console {
+    inner: Box<dyn Reporter>,
+    /// The bars `inner` draws, which lines must go above.
+    bars: Option<MultiProgress>,
+    quiet: bool,
+}
+
+impl Console {
+    /// A console in front of `inner`, printing on plain stderr; `quiet`
+    /// (`-q`) leaves warnings out.
+    pub fn new(inner: Box<dyn Reporter>, quiet: bool) -> Self {
+        Console {
+            inner,
+            bars: None,
+            quiet,
+        }
+    }
+
+    /// A console in front of `bars`, printing above them so they are not
+    /// torn.
+    pub fn over_bars(bars: Bars, quiet: bool) -> Self {
+        let multi = bars.multi.clone();
+        Console {
+            inner: Box::new(bars),
+            bars: Some(multi),
+            quiet,
+        }
+    }
+
+    /// The stderr line `event` gets, if any.
+    fn line(&self, event: &Event) -> Option<String> {
+        match event {
+            Event::Warning { input, message } if !self.quiet => {
+                Some(format!("warning: {input}: {message}"))
+            }
+            Event::Error { input, message } => Some(format!("error: {input}: {message}")),
+            _ => None,
+        }
+    }
+
+    fn print(&self, line: &str) {
+        match &self.bars {
+            Some(multi) if !multi.is_hidden() => {
+                let _ = multi.println(line);
+            }
+            _ => eprintln!("{line}"),
+        }
+    }
+}
+
+impl Reporter for Console {
+    fn report(&self, event: Event) {
+        if let Some(line) = self.line(&event) {
+            self.print(&line);
+        }
+        self.inner.report(event);
+    }
+}
+
+/// NDJSON on stdout (`--progress json`), plain progress throttled to about
+/// every 2% per rendition, milestones at once.
+pub struct JsonLines {
+    throttle: Throttle,
+}
+
+impl Default for JsonLines {
+    fn default() -> Self {
+        JsonLines {
+            throttle: Throttle::new(Throttle::JSON_STEP),
         }
     }
 }
 
 impl Reporter for JsonLines {
     fn report(&self, event: Event) {
-        if !self.due(&event) {
+        if !self.throttle.admits(&event) {
             return;
         }
         if let Ok(line) = serde_json::to_string(&event) {
@@ -55,46 +131,44 @@ impl Reporter for JsonLines {
     }
 }
 
-/// Progress bars on stderr: one per rendition and a weighted overall bar.
+/// Progress bars on stderr, grouped by input (see the module docs).
 pub struct Bars {
     multi: MultiProgress,
     state: Mutex<BarState>,
 }
 
+/// Every input's bars.
 #[derive(Default)]
 struct BarState {
-    overall: Option<ProgressBar>,
-    bars: HashMap<String, (ProgressBar, f64)>,
-    /// Uploads: bytes acknowledged per file, for the total bar.
-    uploaded: HashMap<String, u64>,
-    /// Live captions: segments stored since the start.
-    stored: u64,
+    /// Transcodes by input.
+    transcodes: HashMap<String, Transcode>,
+    /// Commentary stages by input.
+    stages: HashMap<String, Stages>,
+    /// Uploads: file bars by input and their total.
+    uploads: Uploads,
+    /// Live captions.
+    live: Option<LiveSpinner>,
 }
 
 impl Bars {
-    /// Bars drawn on stderr.
+    /// Bars drawn on stderr, even when it is not a terminal (`--progress
+    /// bars` asks for them; `auto` only picks bars on a terminal).
     pub fn new() -> Self {
+        let stderr = console::Term::buffered_stderr();
+        Self::with_target(ProgressDrawTarget::term_like_with_hz(Box::new(stderr), 20))
+    }
+
+    /// Bars drawn on `target`.
+    pub fn with_target(target: ProgressDrawTarget) -> Self {
         Bars {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            multi: MultiProgress::with_draw_target(target),
             state: Mutex::new(BarState::default()),
         }
     }
 
-    fn style(template: &str) -> ProgressStyle {
-        ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ")
-    }
-
-    fn update_overall(state: &BarState) {
-        if let Some(overall) = &state.overall {
-            let done: f64 = state
-                .bars
-                .values()
-                .map(|(bar, weight)| bar.position() as f64 * weight)
-                .sum();
-            overall.set_position(done.round() as u64);
-        }
+    /// Prints a line above the bars.
+    fn println(&self, line: String) {
+        let _ = self.multi.println(line);
     }
 }
 
@@ -103,95 +177,84 @@ impl Reporter for Bars {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
+        let multi = &self.multi;
         match event {
             Event::Ladder {
                 input,
                 renditions,
                 weights,
             } => {
-                let overall = self.multi.add(ProgressBar::new(1000));
-                overall.set_style(Self::style(
-                    "{prefix:>10} [{bar:40}] {percent:>3}% {elapsed_precise} eta {eta}",
-                ));
-                overall.set_prefix(vidpipe::inputs::stem_of(&input));
-                state.overall = Some(overall);
-                state.bars.clear();
-                for (name, weight) in renditions.into_iter().zip(weights) {
-                    let bar = self.multi.add(ProgressBar::new(1000));
-                    bar.set_style(Self::style("{prefix:>10} [{bar:40}] {percent:>3}% {msg}"));
-                    bar.set_prefix(name.clone());
-                    state.bars.insert(name, (bar, weight));
+                let transcode = Transcode::new(multi, &input, renditions, weights);
+                if let Some(old) = state.transcodes.insert(input, transcode) {
+                    old.clear(multi);
                 }
             }
             Event::Progress {
-                rendition, percent, ..
+                input,
+                rendition,
+                percent,
             } => {
-                if let Some((bar, _)) = state.bars.get(&rendition) {
-                    bar.set_position((percent * 10.0) as u64);
+                if let Some(transcode) = state.transcodes.get(&input) {
+                    transcode.progress(&rendition, percent);
                 }
-                Self::update_overall(&state);
             }
             Event::SegmentWritten {
-                rendition, index, ..
+                input,
+                rendition,
+                index,
+                ..
             } => {
-                if let Some((bar, _)) = state.bars.get(&rendition) {
+                if let Some(bar) = state.transcodes.get(&input).and_then(|t| t.bar(&rendition)) {
                     bar.set_message(format!("segment {index}"));
                 }
             }
             Event::RenditionDone {
+                input,
                 rendition,
                 segments,
                 average_bandwidth,
                 ..
             } => {
-                if let Some((bar, _)) = state.bars.get(&rendition) {
-                    bar.set_position(1000);
-                    bar.finish_with_message(format!(
-                        "{segments} segments, {} kb/s",
-                        average_bandwidth / 1000
-                    ));
-                }
-                Self::update_overall(&state);
-            }
-            Event::RenditionSkipped { rendition, .. } => {
-                if let Some((bar, _)) = state.bars.get(&rendition) {
-                    bar.set_position(1000);
-                    bar.finish_with_message("already complete");
+                if let Some(transcode) = state.transcodes.get(&input) {
+                    transcode.finish(
+                        &rendition,
+                        format!("{segments} segments, {} kb/s", average_bandwidth / 1000),
+                    );
                 }
             }
-            Event::ThumbnailReady { path, .. } => {
-                let _ = self.multi.println(format!("thumbnail  {path}"));
+            Event::RenditionSkipped { input, rendition } => {
+                if let Some(transcode) = state.transcodes.get(&input) {
+                    transcode.finish(&rendition, "already complete".into());
+                }
             }
+            Event::ThumbnailReady { path, .. } => self.println(format!("thumbnail  {path}")),
             Event::Resume { from_segment, .. } => {
-                let _ = self
-                    .multi
-                    .println(format!("resuming from segment {from_segment}"));
+                self.println(format!("resuming from segment {from_segment}"));
+            }
+            Event::Done { input, .. } => {
+                if let Some(transcode) = state.transcodes.remove(&input) {
+                    transcode.clear(multi);
+                }
+                state.clear_when_idle(multi);
             }
             Event::Status {
-                stage, done, total, ..
-            } => {
-                let bar = state.bars.entry(stage.clone()).or_insert_with(|| {
-                    let bar = self.multi.add(ProgressBar::new(total.max(1)));
-                    bar.set_style(Self::style(
-                        "{prefix:>10} [{bar:40}] {pos}/{len} {elapsed_precise}",
-                    ));
-                    bar.set_prefix(stage.clone());
-                    (bar, 0.0)
-                });
-                bar.0.set_length(total.max(1));
-                bar.0.set_position(done);
-            }
+                input,
+                stage,
+                done,
+                total,
+            } => state
+                .stages
+                .entry(input)
+                .or_default()
+                .advance(multi, &stage, done, total),
             Event::ChunkReady { index, path, .. } => {
-                let _ = self.multi.println(format!("chunk {index:>4}  {path}"));
+                self.println(format!("chunk {index:>4}  {path}"));
             }
-            Event::Done { .. } | Event::Error { .. } | Event::Complete { .. } => {
-                if let Some(overall) = state.overall.take() {
-                    overall.finish_and_clear();
+            Event::Complete { input, .. } => {
+                if let Some(stages) = state.stages.remove(&input) {
+                    stages.clear(multi);
                 }
-                for (_, (bar, _)) in state.bars.drain() {
-                    bar.finish_and_clear();
-                }
-                let _ = self.multi.clear();
+                state.clear_when_idle(multi);
             }
             Event::Initialized {
                 input,
@@ -199,77 +262,42 @@ impl Reporter for Bars {
                 parts_done,
                 parts_total,
                 ..
-            } => {
-                let template =
-                    "{prefix:>16} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}";
-                let overall = state.overall.get_or_insert_with(|| {
-                    let total = self.multi.add(ProgressBar::new(0));
-                    total.set_style(Self::style(template));
-                    total.set_prefix("total");
-                    total
-                });
-                overall.inc_length(bytes_total);
-                let bar = self.multi.add(ProgressBar::new(bytes_total.max(1)));
-                bar.set_style(Self::style(template));
-                bar.set_prefix(vidpipe::inputs::stem_of(&input));
-                bar.set_message(format!("{parts_done}/{parts_total} parts"));
-                state.bars.insert(input, (bar, 0.0));
-            }
+            } => state.uploads.start(
+                multi,
+                input,
+                bytes_total,
+                format!("{parts_done}/{parts_total} parts"),
+            ),
             Event::UploadProgress {
                 input, bytes_done, ..
-            } => {
-                if let Some((bar, _)) = state.bars.get(&input) {
-                    bar.set_position(bytes_done);
-                }
-                state.uploaded.insert(input, bytes_done);
-                let sum: u64 = state.uploaded.values().sum();
-                if let Some(overall) = &state.overall {
-                    overall.set_position(sum);
-                }
-            }
-            Event::Uploaded { input, url, .. } => {
-                if let Some((bar, _)) = state.bars.remove(&input) {
-                    bar.finish_and_clear();
-                }
-                let _ = self.multi.println(format!("uploaded {input} -> {url}"));
+            } => state.uploads.advance(&input, bytes_done),
+            // The CLI prints one summary line per file (with bytes and
+            // resumed parts) once the bars are gone.
+            Event::Uploaded { input, .. } => state.uploads.finish(multi, &input),
+            Event::Error { input, .. } => {
+                state.fail(multi, &input);
+                state.clear_when_idle(multi);
             }
             Event::Tick {
                 tick,
                 segments,
                 objects,
-            } => {
-                let stored = state.stored;
-                let spinner = state.overall.get_or_insert_with(|| {
-                    let spinner = self.multi.add(ProgressBar::new_spinner());
-                    spinner.set_style(
-                        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    spinner
-                });
-                spinner.set_message(format!(
-                    "tick {tick}: +{segments} segment(s), {objects} object(s) stored this tick, {} in all",
-                    stored + segments
-                ));
-                spinner.tick();
-                state.stored += segments;
-            }
+            } => state
+                .live
+                .get_or_insert_with(|| LiveSpinner::new(multi))
+                .tick(tick, segments, objects),
             Event::PlaylistWritten {
                 path,
                 segments,
                 ended: true,
                 ..
-            } => {
-                let _ = self
-                    .multi
-                    .println(format!("{path}  {segments} segments, ended"));
-            }
+            } => self.println(format!("{path}  {segments} segments, ended")),
             Event::CaptionsDone { .. } => {
-                if let Some(spinner) = state.overall.take() {
-                    spinner.finish_and_clear();
+                if let Some(live) = state.live.take() {
+                    clear(multi, &live.spinner);
                 }
             }
-            // Warnings are printed on stderr by the subcommands.
+            // Warnings and errors are printed by the [`Console`].
             Event::Probe { .. }
             | Event::PartDone { .. }
             | Event::Presigned { .. }
@@ -279,34 +307,487 @@ impl Reporter for Bars {
     }
 }
 
-/// Shows `warning` events (unless `quiet`) and `error` events on stderr,
-/// then passes every event on.
-struct Console {
-    inner: Box<dyn Reporter>,
-    quiet: bool,
-}
-
-impl Reporter for Console {
-    fn report(&self, event: Event) {
-        match &event {
-            Event::Warning { input, message } if !self.quiet => {
-                eprintln!("warning: {input}: {message}")
-            }
-            Event::Error { input, message } => eprintln!("error: {input}: {message}"),
-            _ => {}
+impl BarState {
+    /// `input` failed: its bars go, whatever kind they are.
+    fn fail(&mut self, multi: &MultiProgress, input: &str) {
+        if let Some(transcode) = self.transcodes.remove(input) {
+            transcode.clear(multi);
         }
-        self.inner.report(event);
+        if let Some(stages) = self.stages.remove(input) {
+            stages.clear(multi);
+        }
+        self.uploads.fail(multi, input);
+    }
+
+    /// Wipes the bars from the terminal once no input has any left, so
+    /// what is printed next starts on a clean line.
+    fn clear_when_idle(&self, multi: &MultiProgress) {
+        let idle = self.transcodes.is_empty()
+            && self.stages.is_empty()
+            && !self.uploads.running()
+            && self.live.is_none();
+        if idle {
+            let _ = multi.clear();
+        }
     }
 }
 
-/// The reporter for a resolved `--progress` mode (`auto` already decided
-/// against the terminal), with warnings and errors always on stderr.
-pub fn console_reporter(shown: super::ProgressMode, quiet: bool) -> Box<dyn Reporter> {
-    use super::ProgressMode;
-    let inner: Box<dyn Reporter> = match shown {
-        ProgressMode::Json => Box::new(JsonLines::default()),
-        ProgressMode::Bars => Box::new(Bars::new()),
-        ProgressMode::Auto | ProgressMode::None => Box::new(vidpipe::progress::Silent),
-    };
-    Box::new(Console { inner, quiet })
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// A bar of `len` units at the bottom of `multi`.
+fn add_bar(multi: &MultiProgress, len: u64, template: &str, prefix: String) -> ProgressBar {
+    let bar = multi.add(ProgressBar::new(len));
+    bar.set_style(style(template));
+    bar.set_prefix(prefix);
+    bar
+}
+
+/// Takes `bar` off the terminal and out of `multi`.
+fn clear(multi: &MultiProgress, bar: &ProgressBar) {
+    bar.finish_and_clear();
+    multi.remove(bar);
+}
+
+/// A transcode: a bar per rendition (in thousandths) and an overall bar,
+/// their sum weighted by each rendition's share of the work.
+struct Transcode {
+    overall: ProgressBar,
+    renditions: HashMap<String, (ProgressBar, f64)>,
+}
+
+impl Transcode {
+    fn new(multi: &MultiProgress, input: &str, names: Vec<String>, weights: Vec<f64>) -> Self {
+        let overall = add_bar(
+            multi,
+            1000,
+            "{prefix:>10} [{bar:40}] {percent:>3}% {elapsed_precise} eta {eta}",
+            vidpipe::inputs::stem_of(input),
+        );
+        let renditions = names
+            .into_iter()
+            .zip(weights)
+            .map(|(name, weight)| {
+                let template = "{prefix:>10} [{bar:40}] {percent:>3}% {msg}";
+                let bar = add_bar(multi, 1000, template, name.clone());
+                (name, (bar, weight))
+            })
+            .collect();
+        Transcode {
+            overall,
+            renditions,
+        }
+    }
+
+    fn bar(&self, rendition: &str) -> Option<&ProgressBar> {
+        self.renditions.get(rendition).map(|(bar, _)| bar)
+    }
+
+    fn progress(&self, rendition: &str, percent: f64) {
+        if let Some(bar) = self.bar(rendition) {
+            bar.set_position((percent * 10.0) as u64);
+        }
+        self.update_overall();
+    }
+
+    /// A rendition is complete (encoded now or earlier): full, with `message`.
+    fn finish(&self, rendition: &str, message: String) {
+        if let Some(bar) = self.bar(rendition) {
+            bar.set_position(1000);
+            bar.finish_with_message(message);
+        }
+        self.update_overall();
+    }
+
+    fn update_overall(&self) {
+        let done: f64 = self
+            .renditions
+            .values()
+            .map(|(bar, weight)| bar.position() as f64 * weight)
+            .sum();
+        self.overall.set_position(done.round() as u64);
+    }
+
+    fn clear(self, multi: &MultiProgress) {
+        clear(multi, &self.overall);
+        for (bar, _) in self.renditions.values() {
+            clear(multi, bar);
+        }
+    }
+}
+
+/// A commentary's stages, a bar each (`events`, `speech`, `chunks`).
+#[derive(Default)]
+struct Stages(HashMap<String, ProgressBar>);
+
+impl Stages {
+    fn advance(&mut self, multi: &MultiProgress, stage: &str, done: u64, total: u64) {
+        let bar = self.0.entry(stage.to_string()).or_insert_with(|| {
+            let template = "{prefix:>10} [{bar:40}] {pos}/{len} {elapsed_precise}";
+            add_bar(multi, total.max(1), template, stage.to_string())
+        });
+        bar.set_length(total.max(1));
+        bar.set_position(done);
+    }
+
+    fn clear(self, multi: &MultiProgress) {
+        for bar in self.0.values() {
+            clear(multi, bar);
+        }
+    }
+}
+
+const UPLOAD_TEMPLATE: &str =
+    "{prefix:>16} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}";
+
+/// Uploads: a bar per file in flight and a total over every file.
+#[derive(Default)]
+struct Uploads {
+    total: Option<ProgressBar>,
+    files: HashMap<String, UploadFile>,
+}
+
+/// One file's bytes, and its bar while it uploads.
+struct UploadFile {
+    bar: Option<ProgressBar>,
+    done: u64,
+    size: u64,
+}
+
+impl Uploads {
+    fn start(&mut self, multi: &MultiProgress, input: String, size: u64, parts: String) {
+        let total = self
+            .total
+            .get_or_insert_with(|| add_bar(multi, 0, UPLOAD_TEMPLATE, "total".into()));
+        total.inc_length(size);
+        let bar = add_bar(
+            multi,
+            size.max(1),
+            UPLOAD_TEMPLATE,
+            vidpipe::inputs::stem_of(&input),
+        );
+        bar.set_message(parts);
+        let file = UploadFile {
+            bar: Some(bar),
+            done: 0,
+            size,
+        };
+        if let Some(old) = self.files.insert(input, file) {
+            self.forget(multi, old);
+        }
+        self.update_total();
+    }
+
+    fn advance(&mut self, input: &str, done: u64) {
+        if let Some(file) = self.files.get_mut(input) {
+            file.done = done;
+            if let Some(bar) = &file.bar {
+                bar.set_position(done);
+            }
+        }
+        self.update_total();
+    }
+
+    /// `input` is stored: its bar goes, its bytes count as done.
+    fn finish(&mut self, multi: &MultiProgress, input: &str) {
+        if let Some(file) = self.files.get_mut(input) {
+            file.done = file.size;
+            if let Some(bar) = file.bar.take() {
+                clear(multi, &bar);
+            }
+        }
+        self.update_total();
+    }
+
+    /// `input` failed: its bar goes and the total no longer counts it.
+    fn fail(&mut self, multi: &MultiProgress, input: &str) {
+        if let Some(file) = self.files.remove(input) {
+            self.forget(multi, file);
+        }
+        self.update_total();
+    }
+
+    fn forget(&self, multi: &MultiProgress, file: UploadFile) {
+        if let Some(bar) = &file.bar {
+            clear(multi, bar);
+        }
+        if let Some(total) = &self.total {
+            total.set_length(total.length().unwrap_or(0).saturating_sub(file.size));
+        }
+    }
+
+    fn update_total(&self) {
+        if let Some(total) = &self.total {
+            total.set_position(self.files.values().map(|f| f.done).sum());
+        }
+    }
+
+    /// Whether a file is still uploading.
+    fn running(&self) -> bool {
+        self.files.values().any(|f| f.bar.is_some())
+    }
+}
+
+/// Live captions: a spinner saying what each tick stored.
+struct LiveSpinner {
+    spinner: ProgressBar,
+    /// Segments stored since the start.
+    stored: u64,
+}
+
+impl LiveSpinner {
+    fn new(multi: &MultiProgress) -> Self {
+        let spinner = multi.add(ProgressBar::new_spinner());
+        spinner.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        LiveSpinner { spinner, stored: 0 }
+    }
+
+    fn tick(&mut self, tick: u64, segments: u64, objects: u64) {
+        self.stored += segments;
+        self.spinner.set_message(format!(
+            "tick {tick}: +{segments} segment(s), {objects} object(s) stored this tick, {} in all",
+            self.stored
+        ));
+        self.spinner.tick();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use vidpipe::progress::Collected;
+
+    fn hidden_bars() -> Bars {
+        Bars::with_target(ProgressDrawTarget::hidden())
+    }
+
+    fn initialized(input: &str, bytes_total: u64) -> Event {
+        Event::Initialized {
+            input: input.into(),
+            url: format!("s3://b/{input}"),
+            parts_total: 4,
+            parts_done: 0,
+            bytes_total,
+        }
+    }
+
+    fn uploaded_bytes(input: &str, bytes_done: u64) -> Event {
+        Event::UploadProgress {
+            input: input.into(),
+            bytes_done,
+            bytes_total: 1000,
+            percent: bytes_done as f64 / 10.0,
+        }
+    }
+
+    fn error(input: &str) -> Event {
+        Event::Error {
+            input: input.into(),
+            message: "cannot read: permission denied".into(),
+        }
+    }
+
+    fn ladder(input: &str) -> Event {
+        Event::Ladder {
+            input: input.into(),
+            renditions: vec!["720p".into(), "audio".into()],
+            weights: vec![0.9, 0.1],
+        }
+    }
+
+    fn progress(input: &str, rendition: &str, percent: f64) -> Event {
+        Event::Progress {
+            input: input.into(),
+            rendition: rendition.into(),
+            percent,
+        }
+    }
+
+    /// (position, finished) of `input`'s upload bar, if it has one.
+    fn file_bar(bars: &Bars, input: &str) -> Option<(u64, bool)> {
+        let state = bars.state.lock().expect("state");
+        let file = state.uploads.files.get(input)?;
+        file.bar.as_ref().map(|b| (b.position(), b.is_finished()))
+    }
+
+    /// (position, length, finished) of the upload total bar.
+    fn total_bar(bars: &Bars) -> (u64, Option<u64>, bool) {
+        let state = bars.state.lock().expect("state");
+        let total = state.uploads.total.as_ref().expect("total bar");
+        (total.position(), total.length(), total.is_finished())
+    }
+
+    /// (rendition positions by name, overall position) of `input`'s
+    /// transcode bars, if it has them.
+    fn transcode_bars(bars: &Bars, input: &str) -> Option<(HashMap<String, u64>, u64)> {
+        let state = bars.state.lock().expect("state");
+        let transcode = state.transcodes.get(input)?;
+        let positions = transcode
+            .renditions
+            .iter()
+            .map(|(name, (bar, _))| (name.clone(), bar.position()))
+            .collect();
+        assert!(!transcode.overall.is_finished());
+        Some((positions, transcode.overall.position()))
+    }
+
+    #[test]
+    fn an_upload_error_clears_only_that_files_bar_and_the_total_goes_on() {
+        let bars = hidden_bars();
+        bars.report(initialized("a.bin", 1000));
+        bars.report(initialized("b.bin", 1000));
+        bars.report(uploaded_bytes("a.bin", 500));
+        bars.report(uploaded_bytes("b.bin", 200));
+        assert_eq!(total_bar(&bars), (700, Some(2000), false));
+
+        bars.report(error("a.bin"));
+        assert_eq!(file_bar(&bars, "a.bin"), None);
+        assert_eq!(file_bar(&bars, "b.bin"), Some((200, false)));
+        assert_eq!(total_bar(&bars), (200, Some(1000), false));
+
+        bars.report(uploaded_bytes("b.bin", 600));
+        assert_eq!(file_bar(&bars, "b.bin"), Some((600, false)));
+        assert_eq!(total_bar(&bars), (600, Some(1000), false));
+    }
+
+    #[test]
+    fn an_uploaded_file_clears_its_bar_and_counts_as_done_in_the_total() {
+        let bars = hidden_bars();
+        bars.report(initialized("a.bin", 1000));
+        bars.report(initialized("b.bin", 1000));
+        bars.report(Event::Uploaded {
+            input: "a.bin".into(),
+            url: "s3://b/a.bin".into(),
+            bytes: 1000,
+        });
+        assert_eq!(file_bar(&bars, "a.bin"), None);
+        assert_eq!(file_bar(&bars, "b.bin"), Some((0, false)));
+        assert_eq!(total_bar(&bars), (1000, Some(2000), false));
+        bars.report(uploaded_bytes("b.bin", 300));
+        assert_eq!(total_bar(&bars), (1300, Some(2000), false));
+    }
+
+    #[test]
+    fn a_transcode_error_or_done_clears_only_that_inputs_bars() {
+        let bars = hidden_bars();
+        bars.report(ladder("a.mp4"));
+        bars.report(ladder("b.mp4"));
+        bars.report(ladder("c.mp4"));
+        bars.report(progress("a.mp4", "720p", 50.0));
+        bars.report(progress("b.mp4", "720p", 10.0));
+
+        bars.report(error("a.mp4"));
+        assert_eq!(transcode_bars(&bars, "a.mp4"), None);
+        let (renditions, overall) = transcode_bars(&bars, "b.mp4").expect("b's bars");
+        assert_eq!((renditions["720p"], overall), (100, 90));
+
+        bars.report(Event::Done {
+            input: "c.mp4".into(),
+            master: "c/master.m3u8".into(),
+        });
+        assert_eq!(transcode_bars(&bars, "c.mp4"), None);
+
+        bars.report(progress("b.mp4", "720p", 20.0));
+        bars.report(progress("b.mp4", "audio", 100.0));
+        let (renditions, overall) = transcode_bars(&bars, "b.mp4").expect("b's bars");
+        assert_eq!((renditions["720p"], renditions["audio"]), (200, 1000));
+        assert_eq!(overall, 280);
+    }
+
+    #[test]
+    fn a_commentary_error_clears_only_its_stage_bars() {
+        let bars = hidden_bars();
+        let status = |input: &str, done| Event::Status {
+            input: input.into(),
+            stage: "chunks".into(),
+            done,
+            total: 10,
+        };
+        bars.report(status("a.mp4", 1));
+        bars.report(status("b.mp4", 2));
+        bars.report(error("a.mp4"));
+        bars.report(status("b.mp4", 3));
+        let state = bars.state.lock().expect("state");
+        assert!(!state.stages.contains_key("a.mp4"));
+        let b = &state.stages["b.mp4"].0["chunks"];
+        assert_eq!((b.position(), b.is_finished()), (3, false));
+    }
+
+    #[test]
+    fn an_error_leaves_the_live_captions_spinner_going() {
+        let bars = hidden_bars();
+        let tick = Event::Tick {
+            tick: 1,
+            segments: 2,
+            objects: 3,
+        };
+        bars.report(tick.clone());
+        bars.report(error("talk.de.srt"));
+        bars.report(tick);
+        let state = bars.state.lock().expect("state");
+        let live = state.live.as_ref().expect("spinner");
+        assert_eq!(live.stored, 4);
+        assert!(!live.spinner.is_finished());
+    }
+
+    #[test]
+    fn explicit_bars_draw_even_when_stderr_is_not_a_terminal() {
+        assert!(!Bars::new().multi.is_hidden());
+    }
+
+    #[test]
+    fn console_prints_errors_always_and_warnings_unless_quiet() {
+        let warning = Event::Warning {
+            input: "talk.srt".into(),
+            message: "line 3: empty cue".into(),
+        };
+        let loud = Console::new(Box::new(Silent), false);
+        let quiet = Console::new(Box::new(Silent), true);
+        assert_eq!(
+            loud.line(&warning).as_deref(),
+            Some("warning: talk.srt: line 3: empty cue")
+        );
+        assert_eq!(quiet.line(&warning), None);
+        for console in [&loud, &quiet] {
+            assert_eq!(
+                console.line(&error("a.bin")).as_deref(),
+                Some("error: a.bin: cannot read: permission denied")
+            );
+            assert_eq!(console.line(&progress("a.mp4", "720p", 1.0)), None);
+        }
+    }
+
+    /// Lets a test keep the collector it hands a [`Console`].
+    struct Shared(Arc<Collected>);
+
+    impl Reporter for Shared {
+        fn report(&self, event: Event) {
+            self.0.report(event);
+        }
+    }
+
+    #[test]
+    fn console_passes_every_event_on() {
+        let collected = Arc::new(Collected::default());
+        let console = Console::new(Box::new(Shared(collected.clone())), true);
+        let events = vec![
+            progress("a.mp4", "720p", 1.0),
+            error("a.mp4"),
+            Event::Warning {
+                input: "a.mp4".into(),
+                message: "short".into(),
+            },
+        ];
+        for event in events.clone() {
+            console.report(event);
+        }
+        assert_eq!(*collected.0.lock().expect("events"), events);
+    }
 }

@@ -14,9 +14,9 @@ use super::layers::{
 use super::Outcome;
 use std::path::PathBuf;
 use vidpipe::hls::ladder::Ladder;
-use vidpipe::media::mux::SegmentFormat;
 use vidpipe::hls::{self, HlsError, Job, TranscodeSettings};
 use vidpipe::inputs::{expand, InputItem, Shard};
+use vidpipe::media::mux::SegmentFormat;
 use vidpipe::storage::{Destination, Location, S3Session};
 
 /// Everything `transcode-hls` needs to run.

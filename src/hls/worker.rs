@@ -15,7 +15,7 @@ use super::HlsError;
 use crate::media::mux::{SegmentFormat, SegmentMuxer, OUTPUT_ORIGIN_SECS};
 use crate::media::video::{open_h264, H264Settings, Scaler, VIDEO_TIME_BASE};
 use crate::media::{audio::AudioTranscoder, codecs, ff, MediaError};
-use crate::progress::{Event, Reporter};
+use crate::progress::{Event, Reporter, Throttle};
 use crate::storage::Destination;
 use std::sync::mpsc::Receiver;
 
@@ -208,20 +208,29 @@ fn fmp4_first_sample_end(segment: &[u8], keyframe_size: u64) -> Option<u64> {
     (segment.get(4..8)? == b"moof").then_some(size + 8 + keyframe_size)
 }
 
-/// Reports progress when it moved by at least half a percent.
+/// Reports a rendition's progress in half-percent steps: smooth bars, not
+/// an event per frame.
 struct ProgressTicker {
-    last: f64,
+    throttle: Throttle,
 }
 
 impl ProgressTicker {
-    fn tick(&mut self, shared: &Shared<'_>, rendition: &str, done: u64) {
+    const STEP: f64 = 0.5;
+
+    fn new() -> Self {
+        ProgressTicker {
+            throttle: Throttle::new(Self::STEP),
+        }
+    }
+
+    fn tick(&self, shared: &Shared<'_>, rendition: &str, done: u64) {
         let percent = (done as f64 * 100.0 / shared.total_frames.max(1) as f64).min(100.0);
-        if percent - self.last >= 0.5 || (percent >= 100.0 && self.last < 100.0) {
-            self.last = percent;
+        let percent = (percent * 10.0).round() / 10.0;
+        if self.throttle.passes(shared.input, rendition, percent) {
             shared.reporter.report(Event::Progress {
                 input: shared.input.to_string(),
                 rendition: rendition.to_string(),
-                percent: (percent * 10.0).round() / 10.0,
+                percent,
             });
         }
     }
@@ -312,7 +321,7 @@ pub fn run_video(
     let mut scaler = Scaler::new(job.h264.width, job.h264.height);
     let origin_ticks = OUTPUT_ORIGIN_SECS * 90_000;
     let mut last_index: Option<u64> = None;
-    let mut ticker = ProgressTicker { last: -1.0 };
+    let ticker = ProgressTicker::new();
     let mut ended = false;
     for msg in rx.iter() {
         let frame = match msg {
@@ -396,7 +405,7 @@ pub fn run_audio(
     let origin = OUTPUT_ORIGIN_SECS * i64::from(rate);
     let mut current = shared.first_segment;
     let mut samples_in_segment: i64 = 0;
-    let mut ticker = ProgressTicker { last: -1.0 };
+    let ticker = ProgressTicker::new();
     let mut handle = |packet: ff::Packet, seg: &mut Segmenter<'_>| -> Result<(), HlsError> {
         let mut packet = packet;
         let pts = packet.pts().unwrap_or(0) - origin;
