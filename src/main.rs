@@ -56,6 +56,7 @@ fn run(cli: Cli) -> color_eyre::Result<cli::Outcome> {
             let settings = cli::upload::settings(args).map_err(color_eyre::eyre::Report::msg)?;
             let s3 = vidpipe::storage::S3Options {
                 endpoint_url: cli.endpoint_url.clone(),
+                ..Default::default()
             };
             if args.list_incomplete {
                 return cli::upload::list_incomplete(&args.paths[0], &s3, args.json)

@@ -56,6 +56,18 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
 
+    /// How long an S3 request that fails for a passing reason (server
+    /// unreachable or restarting, 5xx, timeout, slow down) is retried
+    /// before the input fails, e.g. 30s or 5m.
+    #[arg(
+        long,
+        global = true,
+        env = "VIDPIPE_RETRY_FOR",
+        default_value = "2m",
+        value_name = "DURATION"
+    )]
+    pub retry_for: String,
+
     #[command(subcommand)]
     pub command: Command,
 }

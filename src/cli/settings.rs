@@ -16,7 +16,7 @@ use vidpipe::hls::ladder::Ladder;
 use vidpipe::hls::playlist::SegmentFormat;
 use vidpipe::hls::{TranscodeSettings, PRESETS};
 use vidpipe::inputs::Shard;
-use vidpipe::storage::{Location, S3Options};
+use vidpipe::storage::{Location, RetryPolicy, S3Options};
 use vidpipe::units::{parse_seconds, Bitrate};
 
 /// A setting that cannot be used: exit code 2.
@@ -46,6 +46,7 @@ pub struct Layers {
     path: PathBuf,
     file: ConfigFile,
     endpoint_url: Option<String>,
+    retry: RetryPolicy,
 }
 
 impl Layers {
@@ -63,10 +64,20 @@ impl Layers {
                 }
             }
         };
+        let retry_for = parse_seconds(&cli.retry_for)
+            .and_then(|secs| {
+                std::time::Duration::try_from_secs_f64(secs)
+                    .map_err(|_| format!("`{}` is too long", cli.retry_for))
+            })
+            .map_err(|reason| SettingsError::Flag {
+                flag: "--retry-for (VIDPIPE_RETRY_FOR)".into(),
+                reason,
+            })?;
         Ok(Layers {
             path,
             file,
             endpoint_url: cli.endpoint_url.clone(),
+            retry: RetryPolicy::for_duration(retry_for),
         })
     }
 
@@ -87,10 +98,12 @@ impl Layers {
         &self.file
     }
 
-    /// The endpoint for s3:// destinations, from `--endpoint-url`.
+    /// The endpoint for s3:// destinations, from `--endpoint-url`, and how
+    /// long their requests are retried (`--retry-for`).
     pub(super) fn s3(&self) -> S3Options {
         S3Options {
             endpoint_url: self.endpoint_url.clone(),
+            retry: self.retry,
         }
     }
 

@@ -3,12 +3,15 @@
 //! Jobs write through the small [`Destination`] trait so the same encode
 //! targets a local directory (the embedded default, no server needed) or an
 //! S3-compatible bucket. Keys are relative, `/`-separated. [`Location`]
-//! parses what the user typed as `DEST`.
+//! parses what the user typed as `DEST`. Every S3 write is retried by the
+//! one helper in [`retry`].
 
 mod local;
+pub mod retry;
 pub mod s3;
 
 pub use local::LocalDir;
+pub use retry::RetryPolicy;
 pub use s3::{ObjectInfo, S3Dest, S3Options, S3Session};
 
 use std::io;
