@@ -253,7 +253,10 @@ mod tests {
 
     #[test]
     fn answers_are_classified_by_status_and_code() {
-        assert_eq!(answer_verdict(503, Some("ServiceUnavailable")), Verdict::SlowDown);
+        assert_eq!(
+            answer_verdict(503, Some("ServiceUnavailable")),
+            Verdict::SlowDown
+        );
         assert_eq!(answer_verdict(400, Some("SlowDown")), Verdict::SlowDown);
         assert_eq!(answer_verdict(500, Some("InternalError")), Verdict::Retry);
         assert_eq!(answer_verdict(502, None), Verdict::Retry);
@@ -329,7 +332,11 @@ mod tests {
     }
 
     /// Runs a fake attempt that fails with `verdict` until call `succeed_on`.
-    fn count_calls(policy: RetryPolicy, verdict: Verdict, succeed_on: u32) -> (Result<u32, Failed<Fake>>, u32) {
+    fn count_calls(
+        policy: RetryPolicy,
+        verdict: Verdict,
+        succeed_on: u32,
+    ) -> (Result<u32, Failed<Fake>>, u32) {
         let calls = AtomicU32::new(0);
         let result = runtime().block_on(retry(&policy, "fake", || {
             let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
@@ -357,7 +364,11 @@ mod tests {
 
         let (result, calls) = count_calls(RetryPolicy::attempts(4), Verdict::Final, 0);
         let failed = result.expect_err("final");
-        assert_eq!((failed.attempts, calls), (1, 1), "a final error is not retried");
+        assert_eq!(
+            (failed.attempts, calls),
+            (1, 1),
+            "a final error is not retried"
+        );
         assert_eq!(failed.to_string(), "fake failure");
     }
 

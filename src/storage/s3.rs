@@ -100,11 +100,6 @@ impl S3Session {
         &self.client
     }
 
-    /// How the session retries its writes.
-    pub fn retry_policy(&self) -> &RetryPolicy {
-        &self.retry
-    }
-
     /// Stores `bytes` at `key` with one PUT, retried under the session's
     /// policy.
     pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) -> io::Result<()> {
@@ -123,7 +118,7 @@ impl S3Session {
                 .key(key)
                 .send()
                 .await
-                .map_err(GetError::Request)?;
+                .map_err(|e| GetError::Request(Box::new(e)))?;
             let body = object.body.collect().await.map_err(GetError::Body)?;
             Ok::<_, GetError>(body.into_bytes().to_vec())
         });
@@ -325,7 +320,7 @@ type PutError = aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::put_object::P
 #[derive(Debug, thiserror::Error)]
 enum GetError {
     #[error(transparent)]
-    Request(aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>),
+    Request(Box<aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>>),
     #[error("reading the body: {0}")]
     Body(#[source] aws_smithy_types::byte_stream::error::Error),
 }

@@ -229,7 +229,7 @@ enum SendFailure<E: std::error::Error + 'static> {
     #[error(transparent)]
     Local(UploadError),
     #[error(transparent)]
-    Request(SdkError<E>),
+    Request(Box<SdkError<E>>),
 }
 
 impl<E: ProvideErrorMetadata + std::error::Error + 'static> Transient for SendFailure<E> {
@@ -250,7 +250,7 @@ fn send_failed<E: std::error::Error + 'static>(
     match failed.error {
         SendFailure::Local(e) => e,
         SendFailure::Request(error) => remote(Failed {
-            error,
+            error: *error,
             attempts: failed.attempts,
         }),
     }
@@ -273,7 +273,11 @@ fn lock(journal: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
 /// A failed journal write or removal.
 fn journal_error(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> UploadError {
     let path = path.to_path_buf();
-    move |source| UploadError::Journal { doing, path, source }
+    move |source| UploadError::Journal {
+        doing,
+        path,
+        source,
+    }
 }
 
 /// The journal of `item` and what the server holds for it.
@@ -539,8 +543,9 @@ impl Upload<'_> {
         let file = &file;
         let sent = retry(self.policy, &what, || async move {
             self.check_cancel()?;
-            let bytes = read_at(file, 0, size)
-                .map_err(|e| SendFailure::Local(UploadError::Source(format!("cannot read: {e}"))))?;
+            let bytes = read_at(file, 0, size).map_err(|e| {
+                SendFailure::Local(UploadError::Source(format!("cannot read: {e}")))
+            })?;
             let crc = crc32c::crc32c(&bytes);
             self.data
                 .put_object()
@@ -550,7 +555,7 @@ impl Upload<'_> {
                 .body(ByteStream::from(bytes))
                 .send()
                 .await
-                .map_err(SendFailure::Request)?;
+                .map_err(|e| SendFailure::Request(Box::new(e)))?;
             Ok(crc)
         })
         .await;
@@ -708,7 +713,7 @@ impl Upload<'_> {
                 .body(ByteStream::from(bytes))
                 .send()
                 .await
-                .map_err(SendFailure::Request)?;
+                .map_err(|e| SendFailure::Request(Box::new(e)))?;
             Ok((out, crc))
         })
         .await;
