@@ -835,3 +835,39 @@ impl Upload<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::list_parts::ListPartsError;
+
+    #[test]
+    fn journal_errors_are_local_and_name_the_journal_file() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = journal_error("write", Path::new("/state/uploads/ab.json"))(denied);
+        assert!(matches!(e, UploadError::Journal { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "cannot write the journal /state/uploads/ab.json: permission denied"
+        );
+    }
+
+    fn answer(status: u16, code: &str) -> SdkError<ListPartsError> {
+        let err = ListPartsError::generic(ErrorMetadata::builder().code(code).build());
+        let raw = aws_sdk_s3::config::http::HttpResponse::new(
+            status.try_into().expect("status"),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn is_no_such_upload_recognises_only_a_missing_upload() {
+        assert!(is_no_such_upload(&answer(404, "NoSuchUpload")));
+        assert!(!is_no_such_upload(&answer(404, "NoSuchKey")));
+        assert!(!is_no_such_upload(&answer(500, "InternalError")));
+        let timeout: SdkError<ListPartsError> = SdkError::timeout_error("slow");
+        assert!(!is_no_such_upload(&timeout));
+    }
+}
