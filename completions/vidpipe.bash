@@ -59,7 +59,7 @@ _vidpipe() {
 
     case "${cmd}" in
         vidpipe)
-            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --help --version transcode-hls upload-chunked captions commentary probe help"
+            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --retry-for --help --version transcode-hls upload-chunked captions commentary probe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -77,6 +77,10 @@ _vidpipe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --retry-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -85,7 +89,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__captions)
-            opts="-o -v -q -h -V --output --segment-duration --mpegts-offset --base-url --duration --master --follow --interval --window --finish --progress --verbose --quiet --config --endpoint-url --help --version"
+            opts="-o -v -q -h -V --output --segment-duration --mpegts-offset --base-url --duration --master --follow --interval --window --finish --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -139,6 +143,10 @@ _vidpipe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --retry-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -147,7 +155,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__commentary)
-            opts="-o -v -q -h -V --output --script --auto --writer --events-only --lines-per-interval --interval --voice-delay --duck --tts-cmd --voice --tts-concurrency --tts-timeout --hls --preset --video-bitrate --audio-bitrate --threads --progress --verbose --quiet --config --endpoint-url --help --version"
+            opts="-o -v -q -h -V --output --script --auto --writer --events-only --lines-per-interval --interval --voice-delay --duck --tts-cmd --voice --tts-concurrency --tts-timeout --hls --preset --video-bitrate --audio-bitrate --threads --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -226,6 +234,10 @@ _vidpipe() {
                     return 0
                     ;;
                 --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-for)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -335,7 +347,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__probe)
-            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --help --version"
+            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -353,6 +365,10 @@ _vidpipe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --retry-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -361,7 +377,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__transcode__subcmd__hls)
-            opts="-o -v -q -h -V --output --ladder --audio-bitrate --segment-duration --segment-format --preset --max-fps --threads --shard --delete-source --progress --verbose --quiet --config --endpoint-url --help --version"
+            opts="-o -v -q -h -V --output --ladder --audio-bitrate --segment-duration --segment-format --preset --max-fps --threads --shard --delete-source --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -419,6 +435,10 @@ _vidpipe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --retry-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -427,7 +447,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__upload__subcmd__chunked)
-            opts="-v -q -h -V --status --abort --list-incomplete --json --presign --part-size --concurrency --attempts --progress --verbose --quiet --config --endpoint-url --help --version"
+            opts="-v -q -h -V --status --abort --list-incomplete --json --presign --part-size --concurrency --attempts --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -458,6 +478,10 @@ _vidpipe() {
                     return 0
                     ;;
                 --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-for)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

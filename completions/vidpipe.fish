@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_vidpipe_global_optspecs
-    string join \n progress= v/verbose q/quiet config= endpoint-url= h/help V/version
+    string join \n progress= v/verbose q/quiet config= endpoint-url= retry-for= h/help V/version
 end
 
 function __fish_vidpipe_needs_command
@@ -30,6 +30,7 @@ json\t'NDJSON events on stdout'
 none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -l retry-for -d 'How long an S3 request that fails for a passing reason (connection refused or reset, 5xx, SlowDown) is retried before the input fails, e.g. 30s or 5m [default: 2m]' -r
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -56,6 +57,7 @@ json\t'NDJSON events on stdout'
 none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l retry-for -d 'How long an S3 request that fails for a passing reason (connection refused or reset, 5xx, SlowDown) is retried before the input fails, e.g. 30s or 5m [default: 2m]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l delete-source -d 'Delete each s3:// input object after its output is complete (never on failure; local files are never deleted)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
@@ -71,6 +73,7 @@ json\t'NDJSON events on stdout'
 none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l retry-for -d 'How long an S3 request that fails for a passing reason (connection refused or reset, 5xx, SlowDown) is retried before the input fails, e.g. 30s or 5m [default: 2m]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l status -d 'Show each upload\'s journal and the parts the server holds, instead of uploading'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l abort -d 'Abort each file\'s unfinished upload (AbortMultipartUpload) and remove its journal'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l list-incomplete -d 'List the unfinished multipart uploads under DEST (the only path given) with their age'
@@ -93,6 +96,7 @@ json\t'NDJSON events on stdout'
 none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l retry-for -d 'How long an S3 request that fails for a passing reason (connection refused or reset, 5xx, SlowDown) is retried before the input fails, e.g. 30s or 5m [default: 2m]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l follow -d 'Live: watch the transcripts as they grow and publish new segments every --interval, in sliding-window playlists'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l finish -d 'Live: the stream is over; publish the rest, end the playlists (ENDLIST) and exit. Without it a run ends when every transcript has an end marker FILE.end beside it'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
@@ -120,6 +124,7 @@ json\t'NDJSON events on stdout'
 none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l retry-for -d 'How long an S3 request that fails for a passing reason (connection refused or reset, 5xx, SlowDown) is retried before the input fails, e.g. 30s or 5m [default: 2m]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l auto -d 'Make the lines from events detected in the video: scene cuts, loud moments and silence'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l events-only -d 'With --auto: print the detected events as JSON and stop'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l hls -d 'Also keep an HLS EVENT playlist (hls/commentary.m3u8, MPEG-TS copies of the chunks) that grows as chunks are made'
@@ -133,6 +138,7 @@ json\t'NDJSON events on stdout'
 none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -l retry-for -d 'How long an S3 request that fails for a passing reason (connection refused or reset, 5xx, SlowDown) is retried before the input fails, e.g. 30s or 5m [default: 2m]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'

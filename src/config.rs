@@ -26,6 +26,8 @@ pub struct ConfigFile {
     pub quiet: Option<Value<Scalar>>,
     /// Default for `--endpoint-url`.
     pub endpoint_url: Option<Value<Scalar>>,
+    /// Default for `--retry-for`.
+    pub retry_for: Option<Value<Scalar>>,
     /// Defaults for `transcode-hls`.
     pub transcode_hls: Option<TranscodeHlsConfig>,
     /// Defaults for `upload-chunked`.

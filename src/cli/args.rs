@@ -46,6 +46,17 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
 
+    /// How long an S3 request that fails for a passing reason (connection
+    /// refused or reset, 5xx, SlowDown) is retried before the input fails,
+    /// e.g. 30s or 5m [default: 2m].
+    #[arg(
+        long,
+        global = true,
+        env = "VIDPIPE_RETRY_FOR",
+        value_name = "DURATION"
+    )]
+    pub retry_for: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -14,9 +14,11 @@
 use super::args::{Cli, ProgressMode};
 use super::error::SettingsError;
 use std::path::PathBuf;
+use std::time::Duration;
 use vidpipe::config::{value_error, ConfigFile, Scalar, Value};
 use vidpipe::hls::PRESETS;
-use vidpipe::storage::S3Options;
+use vidpipe::storage::retry::DEFAULT_RETRY_FOR;
+use vidpipe::storage::{RetryPolicy, S3Options};
 use vidpipe::units::{parse_seconds, Bitrate};
 
 /// The loaded config file and the global flags: what every subcommand's
@@ -74,6 +76,13 @@ impl Layers {
             layers.file.endpoint_url.as_ref(),
             |s| parse_url(s).map(Some),
         )?;
+        let retry_for = top.or(
+            "retry-for",
+            cli.retry_for.as_deref(),
+            layers.file.retry_for.as_ref(),
+            DEFAULT_RETRY_FOR,
+            |v| parse_seconds_in(v, "retry time", 0.0..=86400.0).map(Duration::from_secs_f64),
+        )?;
         layers.progress = progress.unwrap_or(ProgressMode::Auto);
         // A count given on the command line wins over the file's.
         if cli.verbose == 0 && cli.quiet == 0 {
@@ -82,6 +91,7 @@ impl Layers {
         }
         layers.s3 = S3Options {
             endpoint_url: endpoint_url.flatten(),
+            retry: RetryPolicy::for_duration(retry_for),
         };
         Ok(layers)
     }

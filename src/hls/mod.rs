@@ -458,9 +458,15 @@ fn clear_previous_output(
             path: dest.describe(&master),
             source,
         })?;
+    // The master is gone, so failing here leaves nothing that looks
+    // complete; going on would retry every delete against a lost server.
     for dir in dirs {
         for file in ["index.m3u8", "iframes.m3u8"] {
-            let _ = dest.delete(&format!("{}{dir}/{file}", job.prefix));
+            let key = format!("{}{dir}/{file}", job.prefix);
+            dest.delete(&key).map_err(|source| HlsError::Write {
+                path: dest.describe(&key),
+                source,
+            })?;
         }
     }
     let _ = std::fs::remove_file(cp_path);

@@ -4,13 +4,16 @@
 //! targets a local directory (the embedded default, no server needed) or an
 //! S3-compatible bucket. Keys are relative, `/`-separated. [`Location`]
 //! parses what the user typed as `DEST`, [`ObjectUrl`] one `s3://bucket/key`.
+//! Every S3 write is retried by the one helper in [`retry`].
 
 mod local;
 mod location;
+pub mod retry;
 pub mod s3;
 
 pub use local::LocalDir;
 pub use location::{Location, ObjectUrl};
+pub use retry::RetryPolicy;
 pub use s3::{ObjectInfo, S3Dest, S3Options, S3Session};
 
 use std::io;

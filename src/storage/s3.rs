@@ -6,8 +6,12 @@
 //! addressing and checksums only "when required", which is what Garage,
 //! MinIO, Ceph and R2 accept. The destination owns a small tokio runtime so
 //! the synchronous encode workers can store objects; an object PUT is
-//! atomic, so readers never see a partial segment or playlist.
+//! atomic, so readers never see a partial segment or playlist. Writes (and
+//! the reads the write path depends on) are retried under
+//! [`S3Options::retry`] by [`retry`](super::retry), so a server restart
+//! costs a pause, not the run.
 
+use super::retry::{retry, Failed, RetryPolicy, Transient, Verdict};
 use super::Destination;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::DisplayErrorContext;
@@ -22,6 +26,9 @@ use std::time::Duration;
 pub struct S3Options {
     /// Endpoint of an S3-compatible server (`--endpoint-url`).
     pub endpoint_url: Option<String>,
+    /// How long a request of an [`S3Session`] that fails for a passing
+    /// reason is retried (`--retry-for`).
+    pub retry: RetryPolicy,
 }
 
 /// Builds a client from the standard AWS configuration and `options`.
@@ -47,6 +54,10 @@ pub async fn client(options: &S3Options) -> aws_sdk_s3::Client {
 /// for synchronous callers (encode workers, the batch loop).
 pub struct S3Session {
     client: aws_sdk_s3::Client,
+    /// The same client without SDK retries, for the requests retried under
+    /// `retry` (an attempt is then one request).
+    direct: aws_sdk_s3::Client,
+    retry: RetryPolicy,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -70,7 +81,13 @@ impl S3Session {
             .enable_all()
             .build()?;
         let client = runtime.block_on(client(options));
-        Ok(Arc::new(S3Session { client, runtime }))
+        let direct = without_retries(&client);
+        Ok(Arc::new(S3Session {
+            client,
+            direct,
+            retry: options.retry,
+            runtime,
+        }))
     }
 
     /// Runs `future` to completion on the session's runtime.
@@ -78,41 +95,39 @@ impl S3Session {
         self.runtime.handle().block_on(future)
     }
 
-    /// The SDK client.
+    /// The SDK client (the SDK retries its requests a few times).
     pub fn client(&self) -> &aws_sdk_s3::Client {
         &self.client
     }
 
-    /// Stores `bytes` at `key` with one PUT.
+    /// Stores `bytes` at `key` with one PUT, retried under the session's
+    /// policy.
     pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) -> io::Result<()> {
-        let request = self
-            .client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(bytes.to_vec()))
-            .send();
-        self.wait(request).map(|_| ()).map_err(failed)
+        self.wait(put_object(&self.direct, &self.retry, bucket, key, bytes))
+            .map_err(exhausted)
     }
 
-    /// The content of `key`.
+    /// The content of `key`; a missing key fails at once.
     pub fn get(&self, bucket: &str, key: &str) -> io::Result<Vec<u8>> {
-        self.wait(async {
+        let what = format!("GET s3://{bucket}/{key}");
+        let read = retry(&self.retry, &what, || async move {
             let object = self
-                .client
+                .direct
                 .get_object()
                 .bucket(bucket)
                 .key(key)
                 .send()
                 .await
-                .map_err(failed)?;
-            let body = object.body.collect().await.map_err(failed)?;
-            Ok(body.into_bytes().to_vec())
-        })
+                .map_err(|e| GetError::Request(Box::new(e)))?;
+            let body = object.body.collect().await.map_err(GetError::Body)?;
+            Ok::<_, GetError>(body.into_bytes().to_vec())
+        });
+        self.wait(read).map_err(exhausted)
     }
 
-    /// Stores every `(key, bytes)` with up to `concurrency` PUTs in flight;
-    /// the first failure is returned once the PUTs under way have ended.
+    /// Stores every `(key, bytes)` with up to `concurrency` PUTs in flight,
+    /// each retried under the session's policy; the first failure (naming
+    /// its key) is returned once the PUTs under way have ended.
     pub fn put_all(
         &self,
         bucket: &str,
@@ -128,32 +143,31 @@ impl S3Session {
                     let Some((key, bytes)) = pending.next() else {
                         break;
                     };
-                    let request = self
-                        .client
-                        .put_object()
-                        .bucket(bucket)
-                        .key(key)
-                        .body(ByteStream::from(bytes.clone()))
-                        .send();
-                    running.spawn(request);
+                    let (client, policy) = (self.direct.clone(), self.retry);
+                    let (bucket, key, bytes) = (bucket.to_string(), key.clone(), bytes.clone());
+                    running.spawn(async move {
+                        put_object(&client, &policy, &bucket, &key, &bytes)
+                            .await
+                            .map_err(|e| io::Error::other(format!("s3://{bucket}/{key}: {e}")))
+                    });
                 }
                 let Some(done) = running.join_next().await else {
                     return first_error.map_or(Ok(()), Err);
                 };
-                let result = done
-                    .map_err(io::Error::other)
-                    .and_then(|r| r.map(|_| ()).map_err(failed));
-                if let Err(e) = result {
+                if let Err(e) = done.map_err(io::Error::other).and_then(|put| put) {
                     first_error.get_or_insert(e);
                 }
             }
         })
     }
 
-    /// Size and ETag of `key`.
+    /// Size and ETag of `key`; a missing key fails at once.
     pub fn head(&self, bucket: &str, key: &str) -> io::Result<ObjectInfo> {
-        let request = self.client.head_object().bucket(bucket).key(key).send();
-        let head = self.wait(request).map_err(failed)?;
+        let what = format!("HEAD s3://{bucket}/{key}");
+        let request = retry(&self.retry, &what, || {
+            self.direct.head_object().bucket(bucket).key(key).send()
+        });
+        let head = self.wait(request).map_err(exhausted)?;
         Ok(ObjectInfo {
             key: key.to_string(),
             size: head.content_length().unwrap_or(0).max(0) as u64,
@@ -161,10 +175,13 @@ impl S3Session {
         })
     }
 
-    /// Removes `key`.
+    /// Removes `key`, retried under the session's policy.
     pub fn delete(&self, bucket: &str, key: &str) -> io::Result<()> {
-        let request = self.client.delete_object().bucket(bucket).key(key).send();
-        self.wait(request).map(|_| ()).map_err(failed)
+        let what = format!("DELETE s3://{bucket}/{key}");
+        let request = retry(&self.retry, &what, || {
+            self.direct.delete_object().bucket(bucket).key(key).send()
+        });
+        self.wait(request).map(|_| ()).map_err(exhausted)
     }
 
     /// Every object under `prefix`, in key order.
@@ -234,11 +251,16 @@ impl S3Dest {
     }
 }
 
-/// An SDK error as an I/O error: the causes in words, most general first,
-/// without repeats. SDK errors never include credentials.
+/// An SDK error as an I/O error (see [`describe`]).
 pub(crate) fn failed<E: std::error::Error + 'static>(e: E) -> io::Error {
+    io::Error::other(describe(&e))
+}
+
+/// An error's causes in words, most general first, without repeats. SDK
+/// errors never include credentials.
+pub(crate) fn describe<E: std::error::Error + 'static>(e: &E) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cause {
         let text = err.to_string();
         if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
@@ -247,9 +269,69 @@ pub(crate) fn failed<E: std::error::Error + 'static>(e: E) -> io::Error {
         cause = err.source();
     }
     if parts.is_empty() {
-        return io::Error::other(DisplayErrorContext(e).to_string());
+        return DisplayErrorContext(e).to_string();
     }
-    io::Error::other(parts.join(": "))
+    parts.join(": ")
+}
+
+/// A retried request's final failure as an I/O error: its causes and the
+/// attempts made.
+fn exhausted<E: std::error::Error + 'static>(e: Failed<E>) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// `client` with the SDK's own retries turned off: for requests that
+/// [`retry`] repeats, so an attempt is one request and the policy alone
+/// bounds the time spent.
+pub(crate) fn without_retries(client: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
+    let config = client
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Stores `bytes` at `key` with one PUT, retried under `policy`.
+async fn put_object(
+    client: &aws_sdk_s3::Client,
+    policy: &RetryPolicy,
+    bucket: &str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<(), Failed<PutError>> {
+    let what = format!("PUT s3://{bucket}/{key}");
+    retry(policy, &what, || {
+        client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(bytes.to_vec()))
+            .send()
+    })
+    .await
+    .map(|_| ())
+}
+
+type PutError = aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::put_object::PutObjectError>;
+
+/// How reading an object can fail: the request, or its body midway (a
+/// passing failure, like a connection reset).
+#[derive(Debug, thiserror::Error)]
+enum GetError {
+    #[error(transparent)]
+    Request(Box<aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>>),
+    #[error("reading the body: {0}")]
+    Body(#[source] aws_smithy_types::byte_stream::error::Error),
+}
+
+impl Transient for GetError {
+    fn verdict(&self) -> Verdict {
+        match self {
+            GetError::Request(e) => e.verdict(),
+            GetError::Body(_) => Verdict::Retry,
+        }
+    }
 }
 
 impl Destination for S3Dest {

@@ -4,8 +4,9 @@
 //! multipart upload whose parts are read from the file at their offset on
 //! every attempt (memory stays near concurrency × part size), sent in
 //! parallel under one semaphore shared by every file of the batch, each
-//! with a CRC32C the server checks, and retried with exponential backoff
-//! and jitter (harder on 503 SlowDown). Every acknowledged part is recorded
+//! with a CRC32C the server checks, and retried by the storage layer's one
+//! retry helper (backoff with jitter, harder on 503 SlowDown) up to
+//! `--attempts` times. Every acknowledged part is recorded
 //! in a [`journal::Journal`]; a re-run reconciles it with ListParts and only
 //! sends what is missing. At the end the stored object's size and composite
 //! checksum are compared with the source's.
@@ -14,17 +15,17 @@ pub mod journal;
 pub mod plan;
 
 use crate::progress::{Event, Reporter};
-use crate::storage::s3::{failed, S3Session};
+use crate::storage::retry::{retry, Failed, RetryPolicy, Transient, Verdict};
+use crate::storage::s3::{describe, failed, without_retries, S3Session};
 use crate::CancelFlag;
-use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use journal::{Journal, PartRecord};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::Semaphore;
 
 /// Validated settings of `upload-chunked`.
@@ -35,18 +36,8 @@ pub struct UploadSettings {
     pub part_size: u64,
     /// Parts in flight across all files.
     pub concurrency: usize,
-    /// Attempts per part before giving up.
+    /// Attempts per part (and per single PUT) before giving up.
     pub attempts: u32,
-}
-
-impl Default for UploadSettings {
-    fn default() -> Self {
-        UploadSettings {
-            part_size: 8 << 20,
-            concurrency: 8,
-            attempts: 6,
-        }
-    }
 }
 
 /// One file and where it goes.
@@ -89,6 +80,16 @@ pub enum UploadError {
     /// A request the upload cannot go on without failed.
     #[error("{0}")]
     Remote(String),
+    /// The local journal cannot be written or removed.
+    #[error("cannot {doing} the journal {}: {source}", path.display())]
+    Journal {
+        /// What was being done: `write` or `remove`.
+        doing: &'static str,
+        /// The journal file.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
     /// The stored object does not match the source.
     #[error("verification failed: {0}")]
     Verify(String),
@@ -118,14 +119,16 @@ pub fn upload_all(
     reporter: &dyn Reporter,
     cancel: &CancelFlag,
 ) -> Vec<Result<Uploaded, UploadError>> {
-    let data = sdk_client(session, 1);
-    let control = sdk_client(session, settings.attempts);
+    let data = without_retries(session.client());
+    let control = control_client(session, settings.attempts);
+    let policy = RetryPolicy::attempts(settings.attempts);
     let limit = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     session.wait(async {
         let uploads = items.iter().map(|item| {
             let ctx = Upload {
                 data: &data,
                 control: &control,
+                policy: &policy,
                 item,
                 settings,
                 journal_dir,
@@ -195,23 +198,86 @@ pub struct IncompleteUpload {
     pub age_seconds: u64,
 }
 
-/// A client whose requests the SDK retries up to `attempts` times (for
-/// the control calls: create, list, complete, head), or never (for parts and
-/// single PUTs, whose retries read the file again and are counted by us).
-fn sdk_client(session: &S3Session, attempts: u32) -> aws_sdk_s3::Client {
+/// A client whose requests the SDK retries up to `attempts` times, for the
+/// control calls (create, list, complete, head). Parts and single PUTs go
+/// through a client without SDK retries: [`retry`] repeats them, reading
+/// the file again for every attempt.
+fn control_client(session: &S3Session, attempts: u32) -> aws_sdk_s3::Client {
     use aws_sdk_s3::config::retry::RetryConfig;
-    let retry = if attempts > 1 {
-        RetryConfig::standard().with_max_attempts(attempts)
-    } else {
-        RetryConfig::disabled()
-    };
+    if attempts <= 1 {
+        return without_retries(session.client());
+    }
     let config = session
         .client()
         .config()
         .to_builder()
-        .retry_config(retry)
+        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Whether the server answered that the multipart upload does not exist
+/// (it completed, expired or was aborted).
+fn is_no_such_upload<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
+    e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload")
+}
+
+/// How one attempt at sending bytes failed: locally (the source cannot be
+/// read, the run was interrupted: final), or in the request.
+#[derive(Debug, thiserror::Error)]
+enum SendFailure<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Local(UploadError),
+    #[error(transparent)]
+    Request(Box<SdkError<E>>),
+}
+
+impl<E: ProvideErrorMetadata + std::error::Error + 'static> Transient for SendFailure<E> {
+    fn verdict(&self) -> Verdict {
+        match self {
+            SendFailure::Local(_) => Verdict::Final,
+            SendFailure::Request(e) => e.verdict(),
+        }
+    }
+}
+
+/// The upload error for a send that failed for good: a local failure as
+/// it is, a request's through `remote`.
+fn send_failed<E: std::error::Error + 'static>(
+    failed: Failed<SendFailure<E>>,
+    remote: impl FnOnce(Failed<SdkError<E>>) -> UploadError,
+) -> UploadError {
+    match failed.error {
+        SendFailure::Local(e) => e,
+        SendFailure::Request(error) => remote(Failed {
+            error: *error,
+            attempts: failed.attempts,
+        }),
+    }
+}
+
+/// `len` bytes of `file` from `offset`, read for every attempt so memory
+/// holds only the parts in flight.
+fn read_at(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, offset)?;
+    Ok(bytes)
+}
+
+/// The journal, also when a part's task panicked while holding it (its
+/// state is still whole: parts are inserted in one step).
+fn lock(journal: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
+    journal.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A failed journal write or removal.
+fn journal_error(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> UploadError {
+    let path = path.to_path_buf();
+    move |source| UploadError::Journal {
+        doing,
+        path,
+        source,
+    }
 }
 
 /// The journal of `item` and what the server holds for it.
@@ -244,7 +310,7 @@ pub fn status(
     );
     let parts_on_server = match listed {
         Ok(page) => Some(page.parts().len() as u32),
-        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") => None,
+        Err(e) if is_no_such_upload(&e) => None,
         Err(e) => {
             return Err(UploadError::Remote(format!(
                 "cannot list the parts of {}: {}",
@@ -287,7 +353,7 @@ pub fn abort(
     );
     match aborted {
         Ok(_) => {}
-        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") => {}
+        Err(e) if is_no_such_upload(&e) => {}
         Err(e) => {
             return Err(UploadError::Remote(format!(
                 "cannot abort the upload to {}: {}",
@@ -296,9 +362,7 @@ pub fn abort(
             )))
         }
     }
-    std::fs::remove_file(&path).map_err(|e| {
-        UploadError::Remote(format!("cannot remove the journal {}: {e}", path.display()))
-    })?;
+    std::fs::remove_file(&path).map_err(journal_error("remove", &path))?;
     Ok(true)
 }
 
@@ -352,10 +416,12 @@ pub fn list_incomplete(
 }
 
 struct Upload<'a> {
-    /// For parts and single PUTs (retried by our loop).
+    /// For parts and single PUTs (retried under `policy`).
     data: &'a aws_sdk_s3::Client,
     /// For create, list, complete and head (retried by the SDK).
     control: &'a aws_sdk_s3::Client,
+    /// How parts and single PUTs are retried.
+    policy: &'a RetryPolicy,
     item: &'a UploadItem,
     settings: &'a UploadSettings,
     journal_dir: &'a Path,
@@ -375,50 +441,13 @@ fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-/// Whether a failed request is worth another attempt, and whether the
-/// server asked us to slow down.
-fn classify<E: ProvideErrorMetadata>(e: &aws_sdk_s3::error::SdkError<E>) -> (bool, bool) {
-    use aws_sdk_s3::error::SdkError;
-    match e {
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            let code = service.err().code().unwrap_or("");
-            let slow = status == 503 || code == "SlowDown";
-            let retry = slow || status >= 500 || status == 408 || code == "RequestTimeout";
-            (retry, slow)
-        }
-        SdkError::ResponseError(_) | SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            (true, false)
-        }
-        _ => (false, false),
-    }
-}
-
-/// Exponential backoff with full jitter: up to 0.2 s × 2^attempt (×4 when
-/// throttled), capped at 20 s.
-fn backoff(attempt: u32, slow: bool) -> Duration {
-    let base = 200u64 << attempt.min(10);
-    let cap = if slow {
-        (base * 4).min(20_000)
-    } else {
-        base.min(20_000)
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    Duration::from_millis(cap / 2 + nanos % (cap / 2 + 1))
-}
-
 impl Upload<'_> {
-    /// How long to wait before attempt `attempt + 1` after `e`, or `None`
-    /// when the error is final or the attempts are used up.
-    fn retry_after<E: ProvideErrorMetadata>(
-        &self,
-        attempt: u32,
-        e: &aws_sdk_s3::error::SdkError<E>,
-    ) -> Option<Duration> {
-        let (retry, slow) = classify(e);
-        (retry && attempt < self.settings.attempts).then(|| backoff(attempt, slow))
+    /// Fails the attempt about to start when the run is interrupted.
+    fn check_cancel<E: std::error::Error + 'static>(&self) -> Result<(), SendFailure<E>> {
+        if self.cancel.load(Ordering::SeqCst) {
+            return Err(SendFailure::Local(UploadError::Interrupted));
+        }
+        Ok(())
     }
 
     fn name(&self) -> String {
@@ -467,14 +496,12 @@ impl Upload<'_> {
         });
         let journal = Arc::new(Mutex::new(journal));
         let file = Arc::new(file);
-        let missing: Vec<u32> = (1..=total)
-            .filter(|n| {
-                journal
-                    .lock()
-                    .map(|j| !j.parts.contains_key(n))
-                    .unwrap_or(true)
-            })
-            .collect();
+        let missing: Vec<u32> = {
+            let journal = lock(&journal);
+            (1..=total)
+                .filter(|n| !journal.parts.contains_key(n))
+                .collect()
+        };
         let sent = missing.len() as u32;
         let parts = missing.into_iter().map(|number| {
             let journal = journal.clone();
@@ -489,10 +516,7 @@ impl Upload<'_> {
         for result in join_all(parts).await {
             result?;
         }
-        let journal = journal
-            .lock()
-            .map(|j| j.clone())
-            .map_err(|_| UploadError::Remote("journal lock poisoned".into()))?;
+        let journal = lock(&journal).clone();
         self.complete(&journal, size).await?;
         let _ = std::fs::remove_file(&journal_path);
         Ok(Uploaded {
@@ -515,39 +539,31 @@ impl Upload<'_> {
             parts_done: 0,
             bytes_total: size,
         });
-        let mut attempt = 0;
-        let crc = loop {
-            attempt += 1;
-            if self.cancel.load(Ordering::SeqCst) {
-                return Err(UploadError::Interrupted);
-            }
-            let mut bytes = vec![0u8; size as usize];
-            file.read_exact_at(&mut bytes, 0)
-                .map_err(|e| UploadError::Source(format!("cannot read: {e}")))?;
+        let what = format!("PUT {}", self.item.url());
+        let file = &file;
+        let sent = retry(self.policy, &what, || async move {
+            self.check_cancel()?;
+            let bytes = read_at(file, 0, size).map_err(|e| {
+                SendFailure::Local(UploadError::Source(format!("cannot read: {e}")))
+            })?;
             let crc = crc32c::crc32c(&bytes);
-            let sent = self
-                .data
+            self.data
                 .put_object()
                 .bucket(&self.item.bucket)
                 .key(&self.item.key)
                 .checksum_crc32_c(b64(crc))
                 .body(ByteStream::from(bytes))
                 .send()
-                .await;
-            match sent {
-                Ok(_) => break crc,
-                Err(e) => {
-                    let Some(delay) = self.retry_after(attempt, &e) else {
-                        return Err(UploadError::Remote(format!(
-                            "PUT {}: {}",
-                            self.item.url(),
-                            failed(e)
-                        )));
-                    };
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        };
+                .await
+                .map_err(|e| SendFailure::Request(Box::new(e)))?;
+            Ok(crc)
+        })
+        .await;
+        let crc = sent.map_err(|gave_up| {
+            send_failed(gave_up, |failed| {
+                UploadError::Remote(format!("PUT {}: {failed}", self.item.url()))
+            })
+        })?;
         self.verify(size, b64(crc)).await?;
         Ok(Uploaded {
             bytes: size,
@@ -614,9 +630,7 @@ impl Upload<'_> {
             part_size,
             parts: Default::default(),
         };
-        journal.save(path).map_err(|e| {
-            UploadError::Remote(format!("cannot write the journal {}: {e}", path.display()))
-        })?;
+        journal.save(path).map_err(journal_error("write", path))?;
         Ok(journal)
     }
 
@@ -640,9 +654,7 @@ impl Upload<'_> {
                 .await;
             let page = match page {
                 Ok(p) => p,
-                Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") => {
-                    return Err(None)
-                }
+                Err(e) if is_no_such_upload(&e) => return Err(None),
                 Err(e) => {
                     return Err(Some(UploadError::Remote(format!(
                         "cannot list the parts of {}: {}",
@@ -679,84 +691,64 @@ impl Upload<'_> {
             .acquire()
             .await
             .map_err(|e| UploadError::Remote(e.to_string()))?;
-        let upload_id = journal
-            .lock()
-            .map(|j| j.upload_id.clone())
-            .unwrap_or_default();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if self.cancel.load(Ordering::SeqCst) {
-                return Err(UploadError::Interrupted);
-            }
-            // Read again on every attempt: memory holds only in-flight parts.
-            let mut bytes = vec![0u8; len as usize];
-            file.read_exact_at(&mut bytes, offset)
-                .map_err(|e| UploadError::Source(format!("cannot read part {number}: {e}")))?;
+        let upload_id = lock(journal).upload_id.clone();
+        let upload_id = upload_id.as_str();
+        let what = format!("{} part {number}", self.item.url());
+        let sent = retry(self.policy, &what, || async move {
+            self.check_cancel()?;
+            let bytes = read_at(file, offset, len).map_err(|e| {
+                SendFailure::Local(UploadError::Source(format!(
+                    "cannot read part {number}: {e}"
+                )))
+            })?;
             let crc = crc32c::crc32c(&bytes);
-            let sent = self
+            let out = self
                 .data
                 .upload_part()
                 .bucket(&self.item.bucket)
                 .key(&self.item.key)
-                .upload_id(&upload_id)
+                .upload_id(upload_id)
                 .part_number(number as i32)
                 .checksum_crc32_c(b64(crc))
                 .body(ByteStream::from(bytes))
                 .send()
-                .await;
-            match sent {
-                Ok(out) => {
-                    let etag = out.e_tag().unwrap_or_default().to_string();
-                    let done = {
-                        let mut j = journal
-                            .lock()
-                            .map_err(|_| UploadError::Remote("journal lock poisoned".into()))?;
-                        j.parts.insert(
-                            number,
-                            PartRecord {
-                                etag,
-                                crc32c: crc,
-                                size: len,
-                            },
-                        );
-                        j.save(journal_path).map_err(|e| {
-                            UploadError::Remote(format!(
-                                "cannot write the journal {}: {e}",
-                                journal_path.display()
-                            ))
-                        })?;
-                        j.bytes_done()
-                    };
-                    self.reporter.report(Event::PartDone {
-                        input: self.name(),
-                        part: number,
-                        bytes: len,
-                    });
-                    self.reporter.report(Event::UploadProgress {
-                        input: self.name(),
-                        bytes_done: done,
-                        bytes_total: size,
-                        percent: (done as f64 * 1000.0 / size.max(1) as f64).round() / 10.0,
-                    });
-                    return Ok(());
-                }
-                Err(e) => {
-                    let Some(delay) = self.retry_after(attempt, &e) else {
-                        return Err(UploadError::Part {
-                            part: number,
-                            attempts: attempt,
-                            reason: failed(e).to_string(),
-                        });
-                    };
-                    tracing::debug!(
-                        "{} part {number} attempt {attempt} failed; retrying",
-                        self.name()
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
+                .await
+                .map_err(|e| SendFailure::Request(Box::new(e)))?;
+            Ok((out, crc))
+        })
+        .await;
+        let (out, crc) = sent.map_err(|gave_up| {
+            send_failed(gave_up, |failed| UploadError::Part {
+                part: number,
+                attempts: failed.attempts,
+                reason: describe(&failed.error),
+            })
+        })?;
+        let record = PartRecord {
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            crc32c: crc,
+            size: len,
+        };
+        let done = {
+            let mut journal = lock(journal);
+            journal.parts.insert(number, record);
+            journal
+                .save(journal_path)
+                .map_err(journal_error("write", journal_path))?;
+            journal.bytes_done()
+        };
+        self.reporter.report(Event::PartDone {
+            input: self.name(),
+            part: number,
+            bytes: len,
+        });
+        self.reporter.report(Event::UploadProgress {
+            input: self.name(),
+            bytes_done: done,
+            bytes_total: size,
+            percent: (done as f64 * 1000.0 / size.max(1) as f64).round() / 10.0,
+        });
+        Ok(())
     }
 
     async fn complete(&self, journal: &Journal, size: u64) -> Result<(), UploadError> {
@@ -841,5 +833,41 @@ impl Upload<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::list_parts::ListPartsError;
+
+    #[test]
+    fn journal_errors_are_local_and_name_the_journal_file() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = journal_error("write", Path::new("/state/uploads/ab.json"))(denied);
+        assert!(matches!(e, UploadError::Journal { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "cannot write the journal /state/uploads/ab.json: permission denied"
+        );
+    }
+
+    fn answer(status: u16, code: &str) -> SdkError<ListPartsError> {
+        let err = ListPartsError::generic(ErrorMetadata::builder().code(code).build());
+        let raw = aws_sdk_s3::config::http::HttpResponse::new(
+            status.try_into().expect("status"),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn is_no_such_upload_recognises_only_a_missing_upload() {
+        assert!(is_no_such_upload(&answer(404, "NoSuchUpload")));
+        assert!(!is_no_such_upload(&answer(404, "NoSuchKey")));
+        assert!(!is_no_such_upload(&answer(500, "InternalError")));
+        let timeout: SdkError<ListPartsError> = SdkError::timeout_error("slow");
+        assert!(!is_no_such_upload(&timeout));
     }
 }

@@ -1,15 +1,17 @@
 //! A real single-node Garage S3 server for tests, on free loopback ports in
 //! a temp dir, stopped on drop. Fails loudly when Garage is missing or does
-//! not come up.
+//! not come up. A test can kill it and start it again on the same data and
+//! ports, like a server restart.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running Garage with one bucket and one key.
 pub struct Garage {
     child: Child,
+    config: PathBuf,
     _dir: tempfile::TempDir,
     /// `http://127.0.0.1:PORT` of the S3 API.
     pub endpoint: String,
@@ -74,25 +76,10 @@ impl Garage {
         let access_key = format!("GK{}", hex(12));
         let secret_key = hex(32);
         let bucket = "vidpipe-test".to_string();
-        let log = std::fs::File::create(dir.path().join("garage.log")).expect("log file");
-        let child = Command::new(garage_binary())
-            .arg("-c")
-            .arg(&config)
-            .args(["server", "--single-node", "--default-bucket"])
-            .env("GARAGE_DEFAULT_ACCESS_KEY", &access_key)
-            .env("GARAGE_DEFAULT_SECRET_KEY", &secret_key)
-            .env("GARAGE_DEFAULT_BUCKET", &bucket)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start Garage ({e}); run `bash scripts/setup --test`, which installs it"
-                )
-            });
+        let child = spawn(&config, &access_key, &secret_key, &bucket);
         let garage = Garage {
             child,
+            config,
             endpoint: format!("http://127.0.0.1:{s3}"),
             bucket,
             access_key,
@@ -101,6 +88,25 @@ impl Garage {
         };
         garage.wait_ready();
         garage
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would; its data
+    /// stays for [`restart`](Self::restart).
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill Garage");
+        self.child.wait().expect("wait for Garage");
+    }
+
+    /// Starts the killed server again on the same data, metadata and ports,
+    /// and waits until the bucket answers (at most 60 s).
+    pub fn restart(&mut self) {
+        self.child = spawn(
+            &self.config,
+            &self.access_key,
+            &self.secret_key,
+            &self.bucket,
+        );
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {
@@ -233,6 +239,30 @@ impl Garage {
             std::fs::write(path, bytes).expect("write");
         }
     }
+}
+
+/// Starts `garage server` with `config`, the default key and bucket (kept
+/// when they exist already), logging to `garage.log` beside the config.
+fn spawn(config: &Path, access_key: &str, secret_key: &str, bucket: &str) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_file_name("garage.log"))
+        .expect("log file");
+    Command::new(garage_binary())
+        .arg("-c")
+        .arg(config)
+        .args(["server", "--single-node", "--default-bucket"])
+        .env("GARAGE_DEFAULT_ACCESS_KEY", access_key)
+        .env("GARAGE_DEFAULT_SECRET_KEY", secret_key)
+        .env("GARAGE_DEFAULT_BUCKET", bucket)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start Garage ({e}); run `bash scripts/setup --test`, which installs it")
+        })
 }
 
 fn runtime() -> tokio::runtime::Runtime {
