@@ -2,6 +2,7 @@
 //! master playlist. Pure text in, text out, snapshot-tested.
 
 use super::segment::Layout;
+use crate::hls::playlist::{with_subtitle_group, SUBTITLE_GROUP};
 use std::fmt::Write;
 
 /// Which kind of media playlist to write.
@@ -63,89 +64,23 @@ pub struct SubtitleEntry {
     pub original: bool,
 }
 
-/// The group id vidpipe's subtitle renditions use.
-pub const GROUP_ID: &str = "subs";
-
 /// `master` with vidpipe's subtitle group replaced by `entries` and every
 /// variant stream pointing at it. Applying it to its own output changes
 /// nothing.
 pub fn attach_subtitles(master: &str, entries: &[SubtitleEntry]) -> Result<String, String> {
-    if !master.trim_start_matches('\u{FEFF}').starts_with("#EXTM3U") {
-        return Err("not an HLS playlist: it does not start with #EXTM3U".into());
-    }
-    let ours = format!("GROUP-ID=\"{GROUP_ID}\"");
-    let lines: Vec<&str> = master
-        .lines()
-        .filter(|l| {
-            !(l.starts_with("#EXT-X-MEDIA:") && l.contains("TYPE=SUBTITLES") && l.contains(&ours))
-        })
-        .collect();
-    if !lines.iter().any(|l| l.starts_with("#EXT-X-STREAM-INF:")) {
-        return Err("not a master playlist: it has no #EXT-X-STREAM-INF variant".into());
-    }
-    let insert_at = lines
+    let lines: Vec<String> = entries
         .iter()
-        .rposition(|l| l.starts_with("#EXT-X-MEDIA:"))
-        .map(|i| i + 1)
-        .or_else(|| {
-            lines
-                .iter()
-                .position(|l| l.starts_with("#EXT-X-STREAM-INF:"))
+        .map(|entry| {
+            let yes = if entry.original { "YES" } else { "NO" };
+            format!(
+                "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"{SUBTITLE_GROUP}\",LANGUAGE=\"{}\",NAME=\"{}\",DEFAULT={yes},AUTOSELECT=YES,FORCED=NO,URI=\"{}\"",
+                entry.language,
+                entry.name.replace('"', "'"),
+                entry.uri
+            )
         })
-        .unwrap_or(lines.len());
-    let mut out = String::with_capacity(master.len() + entries.len() * 160);
-    for (i, line) in lines.iter().enumerate() {
-        if i == insert_at {
-            for entry in entries {
-                let yes = if entry.original { "YES" } else { "NO" };
-                let _ = writeln!(
-                    out,
-                    "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"{GROUP_ID}\",LANGUAGE=\"{}\",NAME=\"{}\",DEFAULT={yes},AUTOSELECT=YES,FORCED=NO,URI=\"{}\"",
-                    entry.language,
-                    entry.name.replace('"', "'"),
-                    entry.uri
-                );
-            }
-        }
-        match line.strip_prefix("#EXT-X-STREAM-INF:") {
-            Some(attributes) => {
-                let _ = writeln!(out, "#EXT-X-STREAM-INF:{}", with_subtitles(attributes));
-            }
-            None => {
-                let _ = writeln!(out, "{line}");
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// An attribute list with `SUBTITLES="subs"` set (replacing any value).
-fn with_subtitles(attributes: &str) -> String {
-    let mut parts: Vec<String> = split_attributes(attributes)
-        .into_iter()
-        .filter(|a| !a.starts_with("SUBTITLES="))
-        .map(str::to_string)
         .collect();
-    parts.push(format!("SUBTITLES=\"{GROUP_ID}\""));
-    parts.join(",")
-}
-
-/// Splits an attribute list at the commas outside quoted strings.
-fn split_attributes(list: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, c) in list.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                parts.push(&list[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&list[start..]);
-    parts.into_iter().filter(|p| !p.is_empty()).collect()
+    with_subtitle_group(master, &lines)
 }
 
 #[cfg(test)]
@@ -219,17 +154,5 @@ mod tests {
     fn rejects_what_is_not_a_master_playlist() {
         assert!(attach_subtitles("hello", &entries()).is_err());
         assert!(attach_subtitles("#EXTM3U\n#EXTINF:4,\na.ts\n", &entries()).is_err());
-    }
-
-    #[test]
-    fn attribute_lists_split_outside_quotes() {
-        assert_eq!(
-            split_attributes("A=1,CODECS=\"a,b\",SUBTITLES=\"old\""),
-            vec!["A=1", "CODECS=\"a,b\"", "SUBTITLES=\"old\""]
-        );
-        assert_eq!(
-            with_subtitles("A=1,SUBTITLES=\"old\",B=2"),
-            "A=1,B=2,SUBTITLES=\"subs\""
-        );
     }
 }

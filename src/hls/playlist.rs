@@ -226,6 +226,103 @@ pub fn master_playlist(
     out
 }
 
+/// The group id of the subtitle renditions `vidpipe captions --master`
+/// attaches.
+pub const SUBTITLE_GROUP: &str = "subs";
+
+/// The `EXT-X-MEDIA` lines of the subtitle group in `master`, as written.
+pub fn subtitle_group(master: &str) -> Vec<String> {
+    master
+        .lines()
+        .filter(|l| is_subtitle_media(l))
+        .map(str::to_string)
+        .collect()
+}
+
+fn is_subtitle_media(line: &str) -> bool {
+    line.starts_with("#EXT-X-MEDIA:")
+        && line.contains("TYPE=SUBTITLES")
+        && line.contains(&format!("GROUP-ID=\"{SUBTITLE_GROUP}\""))
+}
+
+/// `master` with its subtitle group replaced by `media_lines` (the
+/// `EXT-X-MEDIA` lines, after any other media) and every variant stream
+/// pointing at the group; no lines remove the group. Applying it to its own
+/// output changes nothing.
+pub fn with_subtitle_group(master: &str, media_lines: &[String]) -> Result<String, String> {
+    if !master.trim_start_matches('\u{FEFF}').starts_with("#EXTM3U") {
+        return Err("not an HLS playlist: it does not start with #EXTM3U".into());
+    }
+    let lines: Vec<&str> = master.lines().filter(|l| !is_subtitle_media(l)).collect();
+    if !lines.iter().any(|l| l.starts_with("#EXT-X-STREAM-INF:")) {
+        return Err("not a master playlist: it has no #EXT-X-STREAM-INF variant".into());
+    }
+    let insert_at = lines
+        .iter()
+        .rposition(|l| l.starts_with("#EXT-X-MEDIA:"))
+        .map(|i| i + 1)
+        .or_else(|| {
+            lines
+                .iter()
+                .position(|l| l.starts_with("#EXT-X-STREAM-INF:"))
+        })
+        .unwrap_or(lines.len());
+    let grouped = !media_lines.is_empty();
+    let mut out = String::with_capacity(master.len() + media_lines.len() * 160);
+    for (i, line) in lines.iter().enumerate() {
+        if i == insert_at {
+            for media in media_lines {
+                let _ = writeln!(out, "{media}");
+            }
+        }
+        match line.strip_prefix("#EXT-X-STREAM-INF:") {
+            Some(attributes) => {
+                let _ = writeln!(
+                    out,
+                    "#EXT-X-STREAM-INF:{}",
+                    with_subtitles(attributes, grouped)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An attribute list with `SUBTITLES="subs"` set (replacing any value), or
+/// removed when there is no group.
+fn with_subtitles(attributes: &str, grouped: bool) -> String {
+    let mut parts: Vec<String> = split_attributes(attributes)
+        .into_iter()
+        .filter(|a| !a.starts_with("SUBTITLES="))
+        .map(str::to_string)
+        .collect();
+    if grouped {
+        parts.push(format!("SUBTITLES=\"{SUBTITLE_GROUP}\""));
+    }
+    parts.join(",")
+}
+
+/// Splits an attribute list at the commas outside quoted strings.
+fn split_attributes(list: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in list.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&list[start..]);
+    parts.into_iter().filter(|p| !p.is_empty()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,5 +416,37 @@ mod tests {
         assert!(!text.contains("TYPE=AUDIO"));
         assert!(!text.contains("AUDIO=\""));
         assert!(text.contains("CODECS=\"avc1.64000d\""));
+    }
+
+    #[test]
+    fn attribute_lists_split_outside_quotes() {
+        assert_eq!(
+            split_attributes("A=1,CODECS=\"a,b\",SUBTITLES=\"old\""),
+            vec!["A=1", "CODECS=\"a,b\"", "SUBTITLES=\"old\""]
+        );
+        assert_eq!(
+            with_subtitles("A=1,SUBTITLES=\"old\",B=2", true),
+            "A=1,B=2,SUBTITLES=\"subs\""
+        );
+        assert_eq!(with_subtitles("A=1,SUBTITLES=\"old\"", false), "A=1");
+    }
+
+    #[test]
+    fn a_subtitle_group_carries_over_to_a_new_master() {
+        let old = "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",URI=\"a.m3u8\"\n#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\",URI=\"captions.m3u8\"\n\n#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"audio\",SUBTITLES=\"subs\"\n720p/index.m3u8\n";
+        let group = subtitle_group(old);
+        assert_eq!(group.len(), 1);
+        let fresh = "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",URI=\"a.m3u8\"\n\n#EXT-X-STREAM-INF:BANDWIDTH=2,AUDIO=\"audio\"\n360p/index.m3u8\n";
+        let carried = with_subtitle_group(fresh, &group).expect("master");
+        assert!(carried.contains(&group[0]), "{carried}");
+        assert!(
+            carried.contains("BANDWIDTH=2,AUDIO=\"audio\",SUBTITLES=\"subs\""),
+            "{carried}"
+        );
+        assert_eq!(
+            with_subtitle_group(&carried, &group).as_deref(),
+            Ok(carried.as_str())
+        );
+        assert_eq!(with_subtitle_group(fresh, &[]).as_deref(), Ok(fresh));
     }
 }
