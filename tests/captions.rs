@@ -674,6 +674,52 @@ fn follow_publishes_only_new_segments_slides_the_window_and_resumes() {
 }
 
 #[test]
+fn a_damaged_live_state_is_kept_aside_with_a_warning_and_the_run_starts_over() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let en = write(
+        &dir.join("talk.en.srt"),
+        &[
+            srt_cue(1, "00:00", "00:01", "one"),
+            srt_cue(2, "00:02", "00:03", "two"),
+        ]
+        .concat(),
+    );
+    let out = dir.join("out");
+    let state = out.join(".vidpipe/captions-live.json");
+    std::fs::create_dir_all(state.parent().expect("parent")).expect("mkdir");
+    let garbage = b"{\"version\": 1, \"segm";
+    std::fs::write(&state, garbage).expect("write");
+    let live = Live::start(
+        vidpipe()
+            .arg("captions")
+            .arg(&en)
+            .arg("-o")
+            .arg(&out)
+            .args(["--segment-duration", "2"]),
+    );
+    let (events, _) = live.until_segments(1);
+    let warning = events
+        .iter()
+        .find(|e| e["event"] == "warning")
+        .unwrap_or_else(|| panic!("no warning: {events:?}"));
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("captions-live.json.damaged"),
+        "{warning}"
+    );
+    assert!(out.join("captions-0.vtt").exists(), "started over");
+    live.terminate();
+    let kept = out.join(".vidpipe/captions-live.json.damaged");
+    assert_eq!(std::fs::read(&kept).expect("damaged copy"), garbage);
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("new state parses");
+    assert_eq!(saved["languages"]["en"]["published"], 1, "{saved}");
+}
+
+#[test]
 fn a_failing_language_is_retried_while_the_others_go_on() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();

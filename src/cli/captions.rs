@@ -174,17 +174,11 @@ fn finished(reporter: &dyn Reporter, dest: &dyn Destination, tracks: &[Track], s
     });
 }
 
-/// The live state file: beside the output for a local directory, under
-/// the user's state directory for a bucket.
+/// The live state file: see [`vidpipe::state::StateDirs`].
 fn state_path(output: &Location) -> PathBuf {
-    match output {
-        Location::Local(dir) => dir.join(".vidpipe").join("captions-live.json"),
-        Location::S3 { bucket, prefix } => super::state_root()
-            .join("s3")
-            .join(bucket)
-            .join(prefix)
-            .join("captions-live.json"),
-    }
+    vidpipe::state::StateDirs::new(super::state_root())
+        .for_output(output)
+        .captions_live_file()
 }
 
 /// What the master playlist puts before a caption playlist's key: the

@@ -297,9 +297,9 @@ pub fn run(
     };
     let (work_dir, local_output) = match &run.output {
         Some(out) => (
-            super::transcode::state_dir(out, "")
-                .join(".vidpipe")
-                .join("commentary"),
+            vidpipe::state::StateDirs::new(super::state_root())
+                .for_output(out)
+                .commentary_dir(),
             match out {
                 Location::Local(dir) => Some(dir.clone()),
                 Location::S3 { .. } => None,

@@ -489,9 +489,5 @@ pub fn destination(
 /// outputs, upload journals): `$XDG_STATE_HOME/vidpipe`, else
 /// `~/.local/state/vidpipe`, else the temp dir.
 pub fn state_root() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("vidpipe")
+    vidpipe::state::StateDirs::from_env().root().to_path_buf()
 }

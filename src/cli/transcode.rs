@@ -84,7 +84,7 @@ pub fn run(
                 eprintln!(
                     "interrupted: {} is checkpointed in {}; run the same command again to resume",
                     item.source,
-                    job.state_dir.join(".vidpipe").display()
+                    job.state_dir.display()
                 );
                 return Outcome::Interrupted;
             }
@@ -101,17 +101,9 @@ pub fn run(
     }
 }
 
-/// Where an input's checkpoint lives: beside the output for local
-/// destinations; for buckets, under the user's state directory
-/// (`$XDG_STATE_HOME/vidpipe` or `~/.local/state/vidpipe`), keyed by bucket,
-/// prefix and stem.
+/// An input's state directory (its checkpoint): see [`vidpipe::state::StateDirs`].
 pub(super) fn state_dir(output: &Location, stem: &str) -> PathBuf {
-    match output {
-        Location::Local(dir) => dir.join(stem),
-        Location::S3 { bucket, prefix } => super::state_root()
-            .join("s3")
-            .join(bucket)
-            .join(prefix)
-            .join(stem),
-    }
+    vidpipe::state::StateDirs::new(super::state_root())
+        .for_output(output)
+        .input_dir(stem)
 }

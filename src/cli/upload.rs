@@ -42,9 +42,9 @@ pub fn settings(args: &UploadArgs) -> Result<UploadSettings, String> {
     })
 }
 
-/// The journal directory: `$XDG_STATE_HOME/vidpipe/uploads`.
+/// The journal directory: see [`vidpipe::state::StateDirs`].
 fn journal_dir() -> PathBuf {
-    super::state_root().join("uploads")
+    vidpipe::state::StateDirs::new(super::state_root()).upload_journals()
 }
 
 /// Uploads every source.

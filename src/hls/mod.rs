@@ -23,7 +23,7 @@ use crate::progress::{Event, Reporter};
 use crate::storage::Destination;
 use crate::units::Bitrate;
 use crate::CancelFlag;
-use checkpoint::{Checkpoint, CheckpointError, CheckpointFile};
+use checkpoint::{Checkpoint, CheckpointFile};
 use clock::SegmentClock;
 use ladder::{Ladder, Rendition};
 use playlist::{master_playlist, AudioGroup, Bandwidth, SegmentFormat, Variant};
@@ -102,9 +102,9 @@ pub enum HlsError {
         #[source]
         source: std::io::Error,
     },
-    /// Saving the checkpoint failed.
+    /// Reading or saving the checkpoint failed.
     #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
+    Checkpoint(#[from] crate::state::StateError),
     /// The user interrupted the run; the checkpoint is kept.
     #[error("interrupted")]
     Interrupted,
@@ -127,7 +127,8 @@ pub struct Job {
     pub open: String,
     /// Output key prefix (`<stem>/`) under the destination.
     pub prefix: String,
-    /// Local directory for the checkpoint.
+    /// The input's state directory, for the checkpoint
+    /// ([`crate::state::OutputState::input_dir`]).
     pub state_dir: PathBuf,
     /// Identity of the input for the checkpoint (size, mtime...).
     pub identity: String,
@@ -266,14 +267,16 @@ pub fn transcode(
     );
     let cp_path = CheckpointFile::path_in(&job.state_dir);
     // A run killed mid-write leaves temp files; they are never referenced.
-    crate::fsutil::remove_partials(&job.state_dir.join(".vidpipe")).ok();
+    crate::fsutil::remove_partials(&job.state_dir).ok();
     if let Err(e) = dest.remove_incomplete(&job.prefix) {
         tracing::warn!(
             "cannot remove temp files under {}: {e}",
             dest.describe(&job.prefix)
         );
     }
-    let previous = CheckpointFile::load(&cp_path).filter(|old| old.matches(&fresh));
+    let previous = CheckpointFile::load(&cp_path)?
+        .reported(reporter, &job.input)
+        .filter(|old| old.matches(&fresh));
     let resuming = previous.is_some();
     if !resuming {
         clear_previous_output(job, dest, &cp_path, &names);

@@ -95,6 +95,9 @@ pub enum UploadError {
     /// Interrupted; the journal is kept.
     #[error("interrupted")]
     Interrupted,
+    /// The journal cannot be read or written.
+    #[error(transparent)]
+    Journal(#[from] crate::state::StateError),
 }
 
 /// What one finished upload did.
@@ -221,7 +224,7 @@ pub fn status(
     journal_dir: &Path,
 ) -> Result<UploadStatus, UploadError> {
     let path = Journal::path_for(journal_dir, &item.bucket, &item.key);
-    let Some(journal) = Journal::load(&path) else {
+    let Some(journal) = Journal::load(&path)?.value else {
         return Ok(UploadStatus {
             source: item.source.clone(),
             url: item.url(),
@@ -273,7 +276,7 @@ pub fn abort(
     journal_dir: &Path,
 ) -> Result<bool, UploadError> {
     let path = Journal::path_for(journal_dir, &item.bucket, &item.key);
-    let Some(journal) = Journal::load(&path) else {
+    let Some(journal) = Journal::load(&path)?.value else {
         return Ok(false);
     };
     let aborted = session.wait(
@@ -563,7 +566,8 @@ impl Upload<'_> {
         meta: &std::fs::Metadata,
         part_size: u64,
     ) -> Result<Journal, UploadError> {
-        if let Some(mut journal) = Journal::load(path) {
+        let previous = Journal::load(path)?.reported(self.reporter, &self.name());
+        if let Some(mut journal) = previous {
             if journal.source_size != meta.len() || journal.source_mtime != mtime_ns(meta) {
                 return Err(UploadError::Changed(format!(
                     "refusing to resume: the file changed since its upload to {} started (journal {}); \
@@ -614,9 +618,7 @@ impl Upload<'_> {
             part_size,
             parts: Default::default(),
         };
-        journal.save(path).map_err(|e| {
-            UploadError::Remote(format!("cannot write the journal {}: {e}", path.display()))
-        })?;
+        journal.save(path)?;
         Ok(journal)
     }
 
@@ -720,12 +722,7 @@ impl Upload<'_> {
                                 size: len,
                             },
                         );
-                        j.save(journal_path).map_err(|e| {
-                            UploadError::Remote(format!(
-                                "cannot write the journal {}: {e}",
-                                journal_path.display()
-                            ))
-                        })?;
+                        j.save(journal_path)?;
                         j.bytes_done()
                     };
                     self.reporter.report(Event::PartDone {
