@@ -8,8 +8,9 @@
 //! voice commentary over video chunks. Jobs are built on shared parts:
 //! [`media`] (libav through `ffmpeg-next`: probe, decode, scale, encode, mux),
 //! [`progress`] (typed events behind one reporter trait), [`inputs`]
-//! (expanding paths, directories and URLs into a batch) and [`fsutil`]
-//! (atomic writes).
+//! (expanding paths, directories and URLs into a batch), [`state`] (where
+//! checkpoints and journals live, how they are loaded and saved) and
+//! [`fsutil`] (atomic writes).
 
 pub mod captions;
 pub mod commentary;
@@ -20,6 +21,7 @@ pub mod hls;
 pub mod inputs;
 pub mod media;
 pub mod progress;
+pub mod state;
 pub mod storage;
 pub mod units;
 pub mod upload;

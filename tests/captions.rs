@@ -674,6 +674,52 @@ fn follow_publishes_only_new_segments_slides_the_window_and_resumes() {
 }
 
 #[test]
+fn a_damaged_live_state_is_kept_aside_with_a_warning_and_the_run_starts_over() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let en = write(
+        &dir.join("talk.en.srt"),
+        &[
+            srt_cue(1, "00:00", "00:01", "one"),
+            srt_cue(2, "00:02", "00:03", "two"),
+        ]
+        .concat(),
+    );
+    let out = dir.join("out");
+    let state = out.join(".vidpipe/captions-live.json");
+    std::fs::create_dir_all(state.parent().expect("parent")).expect("mkdir");
+    let garbage = b"{\"version\": 1, \"segm";
+    std::fs::write(&state, garbage).expect("write");
+    let live = Live::start(
+        vidpipe()
+            .arg("captions")
+            .arg(&en)
+            .arg("-o")
+            .arg(&out)
+            .args(["--segment-duration", "2"]),
+    );
+    let (events, _) = live.until_segments(1);
+    let warning = events
+        .iter()
+        .find(|e| e["event"] == "warning")
+        .unwrap_or_else(|| panic!("no warning: {events:?}"));
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("captions-live.json.damaged"),
+        "{warning}"
+    );
+    assert!(out.join("captions-0.vtt").exists(), "started over");
+    live.terminate();
+    let kept = out.join(".vidpipe/captions-live.json.damaged");
+    assert_eq!(std::fs::read(&kept).expect("damaged copy"), garbage);
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("new state parses");
+    assert_eq!(saved["languages"]["en"]["published"], 1, "{saved}");
+}
+
+#[test]
 fn a_failing_language_is_retried_while_the_others_go_on() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
@@ -870,5 +916,71 @@ fn vod_to_garage_with_a_master_in_the_bucket() {
     assert!(
         segment.contains("00:00:01.000 --> 00:00:05.000\nhola"),
         "{segment}"
+    );
+}
+
+/// Issue: re-running transcode-hls after `captions --master` removed the
+/// subtitle group. A re-run with nothing to encode leaves the master
+/// byte-identical and untouched; one that rewrites it (other settings)
+/// keeps the group.
+#[test]
+fn transcode_re_runs_keep_the_subtitles_captions_attached() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let clip = make_clip(dir, "talk.mp4", &ClipSpec::new(320, 240, 4.0));
+    let transcode = |ladder: &str| {
+        let o = run(vidpipe()
+            .arg("transcode-hls")
+            .arg(&clip)
+            .arg("-o")
+            .arg(dir.join("hls"))
+            .args(["--preset", "ultrafast", "--segment-duration", "2", "-q"])
+            .args(["--ladder", ladder]));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    transcode("240:400k,180:200k");
+    let master = dir.join("hls/talk/master.m3u8");
+    let en = write(
+        &dir.join("talk.en.srt"),
+        &srt_cue(1, "00:01", "00:03", "hello"),
+    );
+    let o = run(vidpipe()
+        .arg("captions")
+        .arg(&en)
+        .arg("-o")
+        .arg(dir.join("hls/talk/subs"))
+        .arg("--master")
+        .arg(&master));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let attached = read(&master);
+    let group = "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\"";
+    assert!(attached.contains(group), "{attached}");
+
+    // Nothing to encode: the master is not written at all.
+    let before = std::fs::metadata(&master).expect("master");
+    let before_inode = inode(&master);
+    transcode("240:400k,180:200k");
+    assert_eq!(read(&master), attached);
+    let after = std::fs::metadata(&master).expect("master");
+    assert_eq!(inode(&master), before_inode);
+    assert_eq!(
+        after.modified().expect("mtime"),
+        before.modified().expect("mtime")
+    );
+
+    // Other settings: a new master, with the subtitle group kept and every
+    // variant pointing at it.
+    transcode("240:400k");
+    let rewritten = read(&master);
+    assert_ne!(rewritten, attached);
+    assert!(rewritten.contains(group), "{rewritten}");
+    let variants: Vec<&str> = rewritten
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF:"))
+        .collect();
+    assert_eq!(variants.len(), 1, "{rewritten}");
+    assert!(
+        variants.iter().all(|v| v.contains("SUBTITLES=\"subs\"")),
+        "{rewritten}"
     );
 }

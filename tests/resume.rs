@@ -199,6 +199,40 @@ fn finished_renditions_are_not_encoded_again() {
 }
 
 #[test]
+fn a_damaged_checkpoint_is_kept_aside_with_a_warning_and_the_run_starts_over() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "damaged.mp4", &ClipSpec::new(640, 360, 2.0));
+    let out = tmp.path().join("out");
+    let state_dir = out.join("damaged/.vidpipe");
+    std::fs::create_dir_all(&state_dir).expect("mkdir");
+    let garbage = b"{\"version\": 1, \"inp";
+    std::fs::write(state_dir.join("checkpoint.json"), garbage).expect("write");
+
+    let ev = rerun(&clip, &out);
+    let warning = ev
+        .iter()
+        .find(|e| e["event"] == "warning")
+        .unwrap_or_else(|| panic!("no warning: {ev:?}"));
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("checkpoint.json.damaged"),
+        "{warning}"
+    );
+    assert!(!ev.iter().any(|e| e["event"] == "resume"), "{ev:?}");
+    assert_eq!(
+        std::fs::read(state_dir.join("checkpoint.json.damaged")).expect("damaged copy"),
+        garbage
+    );
+    let cp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state_dir.join("checkpoint.json")).expect("read"))
+            .expect("new checkpoint parses");
+    assert!(cp["renditions"]["360p"]["done"] == true, "{cp}");
+    assert!(out.join("damaged/master.m3u8").exists());
+}
+
+#[test]
 fn ctrl_c_keeps_a_resumable_checkpoint_and_no_temp_files() {
     let (_tmp, clip, out, child) = encoding_past_segment("stop.mp4", 2);
     let sent = run(Command::new("kill").args(["-INT", &child.id().to_string()]));

@@ -21,6 +21,7 @@ use super::parse::Completeness;
 use super::playlist::Kind;
 use super::{write_playlist, write_segments, CaptionSettings, CaptionsError, Track};
 use crate::progress::{Event, Reporter};
+use crate::state::{StateError, StateFile};
 use crate::storage::Destination;
 use crate::CancelFlag;
 use serde::{Deserialize, Serialize};
@@ -75,11 +76,15 @@ struct TrackState {
 }
 
 impl State {
-    fn load(path: &std::path::Path, settings: &CaptionSettings) -> Result<Self, CaptionsError> {
-        let bad = |reason: String| CaptionsError::State {
-            path: path.display().to_string(),
-            reason,
-        };
+    /// The state of a previous run, or a fresh one; a damaged file is set
+    /// aside and reported as a warning about `output` (see
+    /// [`crate::state`]), a state made with other settings is refused.
+    fn load(
+        path: &std::path::Path,
+        settings: &CaptionSettings,
+        reporter: &dyn Reporter,
+        output: &str,
+    ) -> Result<Self, CaptionsError> {
         let fresh = State {
             version: STATE_VERSION,
             segment_ms: settings.layout.segment_ms,
@@ -87,38 +92,34 @@ impl State {
             ended: false,
             languages: BTreeMap::new(),
         };
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(fresh),
-            Err(e) => return Err(bad(format!("cannot read the state file: {e}"))),
+        let loaded = StateFile::<State>::new(path).load().map_err(state_error)?;
+        let Some(state) = loaded.reported(reporter, output) else {
+            return Ok(fresh);
         };
-        let state: State = serde_json::from_slice(&bytes).map_err(|e| {
-            bad(format!(
-                "unreadable state file ({e}); delete it to start over"
-            ))
-        })?;
         if state.version != STATE_VERSION
             || state.segment_ms != fresh.segment_ms
             || state.mpegts != fresh.mpegts
         {
-            return Err(bad(format!(
-                "made by a run with other settings (segment duration {} ms, MPEGTS {}); use the same settings, or a new destination",
-                state.segment_ms, state.mpegts
-            )));
+            return Err(CaptionsError::State {
+                path: path.display().to_string(),
+                reason: format!(
+                    "made by a run with other settings (segment duration {} ms, MPEGTS {}); use the same settings, or a new destination",
+                    state.segment_ms, state.mpegts
+                ),
+            });
         }
         Ok(state)
     }
 
     fn save(&self, path: &std::path::Path) -> Result<(), CaptionsError> {
-        let error = |e: std::io::Error| CaptionsError::State {
-            path: path.display().to_string(),
-            reason: format!("cannot write the state file: {e}"),
-        };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(error)?;
-        }
-        let json = serde_json::to_vec_pretty(self).map_err(|e| error(std::io::Error::other(e)))?;
-        crate::fsutil::write_atomic(path, &json).map_err(error)
+        StateFile::new(path).save(self).map_err(state_error)
+    }
+}
+
+fn state_error(e: StateError) -> CaptionsError {
+    CaptionsError::State {
+        path: e.path().display().to_string(),
+        reason: e.reason(),
     }
 }
 
@@ -167,7 +168,7 @@ impl<'a> Follower<'a> {
         live: &'a LiveSettings,
         reporter: &'a dyn Reporter,
     ) -> Result<Self, CaptionsError> {
-        let state = State::load(&live.state_path, settings)?;
+        let state = State::load(&live.state_path, settings, reporter, &dest.describe(""))?;
         Ok(Follower {
             tracks,
             dest,

@@ -351,7 +351,7 @@ fn follow(
         interval: options.interval,
         window: options.window,
         finish: options.finish,
-        state_path: state_path(ctx, &run.output),
+        state_path: ctx.state.for_output(&run.output).captions_live_file(),
     };
     let attached = master.is_none_or(|m| m.attach(ctx, &run.tracks));
     let follower = Follower::new(&run.tracks, dest, settings, &live, ctx.reporter())
@@ -405,20 +405,6 @@ fn finished(reporter: &dyn Reporter, dest: &dyn Destination, tracks: &[Track], s
         languages: tracks.iter().map(|t| t.language.clone()).collect(),
         segments,
     });
-}
-
-/// The live state file: beside the output for a local directory, under
-/// the user's state directory for a bucket.
-fn state_path(ctx: &Ctx, output: &Location) -> PathBuf {
-    match output {
-        Location::Local(dir) => dir.join(".vidpipe").join("captions-live.json"),
-        Location::S3 { bucket, prefix } => ctx
-            .state_root
-            .join("s3")
-            .join(bucket)
-            .join(prefix)
-            .join("captions-live.json"),
-    }
 }
 
 /// What the master playlist puts before a caption playlist's key: the

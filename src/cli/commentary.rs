@@ -223,9 +223,7 @@ pub fn run(run: &CommentaryRun, ctx: &Ctx) -> Result<Outcome, CliError> {
         open: item.open.clone(),
         identity: item.identity.clone(),
         work_dir: match &run.output {
-            Some(out) => super::transcode::state_dir(ctx, out, "")
-                .join(".vidpipe")
-                .join("commentary"),
+            Some(out) => ctx.state.for_output(out).commentary_dir(),
             None => std::env::temp_dir().join("vidpipe-commentary"),
         },
         local_output: match &run.output {

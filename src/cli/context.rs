@@ -8,9 +8,9 @@
 
 use super::error::CliError;
 use super::Outcome;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use vidpipe::progress::{Event, Reporter};
+use vidpipe::state::StateDirs;
 use vidpipe::storage::{Destination, LocalDir, Location, S3Dest, S3Options, S3Session};
 use vidpipe::CancelFlag;
 
@@ -25,10 +25,9 @@ pub struct Ctx {
     pub chatty: bool,
     /// `--progress json`: machine-readable output on stdout.
     pub json: bool,
-    /// Where state that must outlive a run is kept for outputs that are
-    /// not a local directory (checkpoints of bucket outputs, upload
-    /// journals): `$XDG_STATE_HOME/vidpipe`, else `~/.local/state/vidpipe`.
-    pub state_root: PathBuf,
+    /// Where state that must outlive a run is kept (checkpoints, journals,
+    /// live state): the one layout of [`StateDirs`].
+    pub state: StateDirs,
     s3_options: S3Options,
     s3: OnceLock<Result<Arc<S3Session>, String>>,
 }
@@ -47,7 +46,7 @@ impl Ctx {
             cancel,
             chatty,
             json,
-            state_root: state_root(),
+            state: StateDirs::from_env(),
             s3_options,
             s3: OnceLock::new(),
         }
@@ -113,16 +112,6 @@ pub fn count(n: impl Into<u64>, noun: &str) -> String {
         1 => format!("1 {noun}"),
         n => format!("{n} {noun}s"),
     }
-}
-
-/// `$XDG_STATE_HOME/vidpipe`, else `~/.local/state/vidpipe`, else the temp
-/// dir.
-fn state_root() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("vidpipe")
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use super::layers::{
     parse_audio_bitrate, parse_number, parse_preset, parse_segment_ms, parse_threads, usage, Layers,
 };
 use super::Outcome;
-use std::path::PathBuf;
 use vidpipe::hls::ladder::Ladder;
 use vidpipe::hls::{self, HlsError, Job, TranscodeSettings};
 use vidpipe::inputs::{expand, InputItem, Shard};
@@ -175,7 +174,7 @@ fn transcode_one(
         input: item.source.clone(),
         open: item.open.clone(),
         prefix: format!("{}/", item.stem),
-        state_dir: state_dir(ctx, &run.output, &item.stem),
+        state_dir: ctx.state.for_output(&run.output).input_dir(&item.stem),
         identity: item.identity.clone(),
     };
     match hls::transcode(&job, dest, &run.settings, ctx.reporter(), &ctx.cancel) {
@@ -186,7 +185,7 @@ fn transcode_one(
             eprintln!(
                 "interrupted: {} is checkpointed in {}; run the same command again to resume",
                 item.source,
-                job.state_dir.join(".vidpipe").display()
+                job.state_dir.display()
             );
             return Err(Outcome::Interrupted);
         }
@@ -211,21 +210,6 @@ fn transcode_one(
             );
             Ok(false)
         }
-    }
-}
-
-/// Where an input's checkpoint lives: beside the output for local
-/// destinations; for buckets, under the user's state directory, keyed by
-/// bucket, prefix and stem.
-pub(super) fn state_dir(ctx: &Ctx, output: &Location, stem: &str) -> PathBuf {
-    match output {
-        Location::Local(dir) => dir.join(stem),
-        Location::S3 { bucket, prefix } => ctx
-            .state_root
-            .join("s3")
-            .join(bucket)
-            .join(prefix)
-            .join(stem),
     }
 }
 

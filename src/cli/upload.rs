@@ -10,7 +10,7 @@ use super::context::{batch_outcome, Ctx};
 use super::error::{CliError, SettingsError};
 use super::layers::{parse_number, parse_seconds_in, usage, Layers};
 use super::{Outcome, UploadArgs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use vidpipe::progress::{Event, Reporter};
 use vidpipe::storage::{ObjectUrl, S3Session};
@@ -138,7 +138,7 @@ fn action(args: &UploadArgs) -> Result<Action, SettingsError> {
 /// Runs `upload-chunked`.
 pub fn run(run: &UploadRun, ctx: &Ctx) -> Result<Outcome, CliError> {
     let session = ctx.s3()?;
-    let journals = journal_dir(ctx);
+    let journals = ctx.state.upload_journals();
     match &run.action {
         Action::ListIncomplete(prefix) => Ok(list_incomplete(ctx, &session, prefix, run.json)),
         Action::Status(transfer) => {
@@ -156,11 +156,6 @@ pub fn run(run: &UploadRun, ctx: &Ctx) -> Result<Outcome, CliError> {
             Ok(upload_items(run, ctx, &session, &items, &journals, failed))
         }
     }
-}
-
-/// The journal directory: `$XDG_STATE_HOME/vidpipe/uploads`.
-fn journal_dir(ctx: &Ctx) -> PathBuf {
-    ctx.state_root.join("uploads")
 }
 
 /// Every file under the sources with its key; problems are reported and

@@ -119,7 +119,8 @@ pub struct Job {
     pub open: String,
     /// Identity of the input (size, mtime) for the resume state.
     pub identity: String,
-    /// Local directory for the state file, PCM and temp files.
+    /// Local directory for the state file, PCM and temp files
+    /// ([`crate::state::OutputState::commentary_dir`]).
     pub work_dir: PathBuf,
     /// The output directory when it is local (chunks are read back from
     /// it); `None` for a bucket (copies are kept in `work_dir`).
@@ -168,6 +169,9 @@ pub enum CommentaryError {
     /// The user stopped the run; finished chunks are kept.
     #[error("interrupted")]
     Interrupted,
+    /// The state file cannot be read or written.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 impl From<MediaError> for CommentaryError {

@@ -22,6 +22,7 @@ use crate::fsutil::write_atomic;
 use crate::media;
 use crate::media::video::{encoder_threads, H264Settings};
 use crate::progress::{Event, Reporter};
+use crate::state::StateFile;
 use crate::storage::Destination;
 use crate::CancelFlag;
 use serde::{Deserialize, Serialize};
@@ -104,7 +105,7 @@ pub fn run(
         probe.total_frames,
     ));
     create_dir(&job.work_dir)?;
-    let state = load_state(&job.work_dir, &identity);
+    let state = load_state(job, &identity, reporter)?;
     if state.complete && dest.exists(FINAL_KEY) {
         return Ok(already_complete(
             job,
@@ -358,26 +359,32 @@ fn warn(reporter: &dyn Reporter, job: &Job, message: String) {
     });
 }
 
-fn load_state(work_dir: &Path, fingerprint: &str) -> State {
+/// The state file in a work directory.
+fn state_file(work_dir: &Path) -> StateFile<State> {
+    StateFile::new(work_dir.join("state.json"))
+}
+
+/// The state of a previous run if it was made for the same fingerprint,
+/// else a fresh one; a damaged file is set aside and reported.
+fn load_state(
+    job: &Job,
+    fingerprint: &str,
+    reporter: &dyn Reporter,
+) -> Result<State, CommentaryError> {
     let fresh = State {
         version: STATE_VERSION,
         fingerprint: fingerprint.to_string(),
         ..Default::default()
     };
-    let Ok(bytes) = std::fs::read(work_dir.join("state.json")) else {
-        return fresh;
-    };
-    match serde_json::from_slice::<State>(&bytes) {
-        Ok(s) if s.version == STATE_VERSION && s.fingerprint == fingerprint => s,
-        Ok(_) => {
+    let loaded = state_file(&job.work_dir).load()?;
+    Ok(match loaded.reported(reporter, &job.input) {
+        Some(s) if s.version == STATE_VERSION && s.fingerprint == fingerprint => s,
+        Some(_) => {
             tracing::info!("settings, script or input changed: building every chunk again");
             fresh
         }
-        Err(e) => {
-            tracing::warn!("ignoring an unreadable state file: {e}");
-            fresh
-        }
-    }
+        None => fresh,
+    })
 }
 
 impl Run<'_> {
@@ -386,15 +393,10 @@ impl Run<'_> {
     }
 
     fn save_state(&self) -> Result<(), CommentaryError> {
-        let path = self.job.work_dir.join("state.json");
         // Written under the lock: two chunks finishing together must not
         // race on the temp file.
         let state = self.lock_state();
-        let bytes = serde_json::to_vec_pretty(&*state).unwrap_or_default();
-        write_atomic(&path, &bytes).map_err(|source| CommentaryError::Write {
-            path: path.display().to_string(),
-            source,
-        })
+        Ok(state_file(&self.job.work_dir).save(&state)?)
     }
 
     fn pcm_path(&self, i: u32) -> PathBuf {

@@ -1,13 +1,13 @@
 //! The transcode checkpoint: what a re-run may keep.
 //!
-//! Written atomically to `DEST/<stem>/.vidpipe/checkpoint.json` after every
-//! segment. It records the input and settings it belongs to (a change to
+//! Written atomically to `checkpoint.json` in the input's state directory
+//! (`DEST/<stem>/.vidpipe/`, see [`crate::state`]) after every segment. It records the input and settings it belongs to (a change to
 //! either starts over) and, per rendition, the segments already written and
 //! whether the rendition is complete.
 
 use super::clock::SegmentClock;
 use super::playlist::SegmentInfo;
-use crate::fsutil;
+use crate::state::{Loaded, StateError, StateFile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,11 @@ pub struct Checkpoint {
     pub clock: SegmentClock,
     /// Per-rendition progress, by rendition name.
     pub renditions: BTreeMap<String, RenditionState>,
+    /// The subtitle group (`EXT-X-MEDIA` lines) that the master of an
+    /// earlier run carried (`vidpipe captions --master`), kept here while
+    /// that master is gone so the new master gets it back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtitles: Vec<String>,
 }
 
 impl Checkpoint {
@@ -50,6 +55,7 @@ impl Checkpoint {
             settings,
             clock,
             renditions: BTreeMap::new(),
+            subtitles: Vec::new(),
         }
     }
 
@@ -65,42 +71,27 @@ impl Checkpoint {
 /// A checkpoint and the file it is saved to, shared by the workers.
 #[derive(Debug)]
 pub struct CheckpointFile {
-    path: PathBuf,
+    file: StateFile<Checkpoint>,
     state: Mutex<Checkpoint>,
 }
 
-/// Loading or saving failed.
-#[derive(Debug, thiserror::Error)]
-#[error("checkpoint {path}: {source}")]
-pub struct CheckpointError {
-    path: String,
-    #[source]
-    source: std::io::Error,
-}
-
 impl CheckpointFile {
-    /// Path of the checkpoint under an output directory.
-    pub fn path_in(output_dir: &Path) -> PathBuf {
-        output_dir.join(".vidpipe").join("checkpoint.json")
+    /// Path of the checkpoint in an input's state directory
+    /// ([`crate::state::OutputState::input_dir`]).
+    pub fn path_in(state_dir: &Path) -> PathBuf {
+        state_dir.join("checkpoint.json")
     }
 
-    /// Reads a previous checkpoint; `None` if absent or unreadable (a
-    /// damaged checkpoint only costs a restart).
-    pub fn load(path: &Path) -> Option<Checkpoint> {
-        let bytes = std::fs::read(path).ok()?;
-        match serde_json::from_slice(&bytes) {
-            Ok(cp) => Some(cp),
-            Err(e) => {
-                tracing::warn!("ignoring unreadable checkpoint {}: {e}", path.display());
-                None
-            }
-        }
+    /// Reads a previous checkpoint; a damaged one is set aside and reported
+    /// (see [`crate::state`]).
+    pub fn load(path: &Path) -> Result<Loaded<Checkpoint>, StateError> {
+        StateFile::new(path).load()
     }
 
     /// Wraps `state`, saving it at once.
-    pub fn create(path: PathBuf, state: Checkpoint) -> Result<Self, CheckpointError> {
+    pub fn create(path: PathBuf, state: Checkpoint) -> Result<Self, StateError> {
         let file = CheckpointFile {
-            path,
+            file: StateFile::new(path),
             state: Mutex::new(state),
         };
         file.update(|_| ())?;
@@ -116,21 +107,14 @@ impl CheckpointFile {
     }
 
     /// Applies `change` and saves atomically.
-    pub fn update(&self, change: impl FnOnce(&mut Checkpoint)) -> Result<(), CheckpointError> {
+    pub fn update(&self, change: impl FnOnce(&mut Checkpoint)) -> Result<(), StateError> {
         let mut state = match self.state.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
         change(&mut state);
-        let err = |source| CheckpointError {
-            path: self.path.display().to_string(),
-            source,
-        };
-        let json = serde_json::to_vec_pretty(&*state).map_err(|e| err(e.into()))?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        fsutil::write_atomic(&self.path, &json).map_err(err)
+        // Saved under the lock: two workers must not race on the temp file.
+        self.file.save(&state)
     }
 }
 
@@ -148,7 +132,10 @@ mod tests {
             c.renditions.entry("720p".into()).or_default().done = true;
         })
         .expect("update");
-        let loaded = CheckpointFile::load(&path).expect("load");
+        let loaded = CheckpointFile::load(&path)
+            .expect("load")
+            .value
+            .expect("checkpoint");
         assert!(loaded.matches(&cp));
         assert!(loaded.renditions["720p"].done);
         let other = Checkpoint::new(
@@ -160,10 +147,14 @@ mod tests {
     }
 
     #[test]
-    fn damaged_checkpoint_is_ignored() {
+    fn damaged_checkpoint_is_set_aside_and_ignored() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("checkpoint.json");
         std::fs::write(&path, b"{not json").expect("write");
-        assert!(CheckpointFile::load(&path).is_none());
+        let loaded = CheckpointFile::load(&path).expect("load");
+        assert!(loaded.value.is_none());
+        let damaged = loaded.damaged.expect("damage reported");
+        assert_eq!(damaged.kept_as, dir.path().join("checkpoint.json.damaged"));
+        assert!(!path.exists());
     }
 }

@@ -29,13 +29,13 @@ use crate::progress::{Event, Reporter};
 use crate::storage::Destination;
 use crate::units::Bitrate;
 use crate::CancelFlag;
-use checkpoint::{Checkpoint, CheckpointError, CheckpointFile};
+use checkpoint::{Checkpoint, CheckpointFile};
 use clock::SegmentClock;
 use encode::EncodePlan;
 use ladder::{Ladder, Rendition};
 use playlist::{master_playlist, AudioGroup, Bandwidth, Variant};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use worker::AUDIO_RENDITION;
 
 /// Validated settings of `transcode-hls`.
@@ -130,9 +130,9 @@ pub enum HlsError {
         #[source]
         source: std::io::Error,
     },
-    /// Saving the checkpoint failed.
+    /// Reading or saving the checkpoint failed.
     #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
+    Checkpoint(#[from] crate::state::StateError),
     /// The user interrupted the run; the checkpoint is kept.
     #[error("interrupted")]
     Interrupted,
@@ -155,7 +155,8 @@ pub struct Job {
     pub open: String,
     /// Output key prefix (`<stem>/`) under the destination.
     pub prefix: String,
-    /// Local directory for the checkpoint.
+    /// The input's state directory, for the checkpoint
+    /// ([`crate::state::OutputState::input_dir`]).
     pub state_dir: PathBuf,
     /// Identity of the input for the checkpoint (size, mtime...).
     pub identity: String,
@@ -308,19 +309,23 @@ impl Run<'_> {
         );
         let cp_path = CheckpointFile::path_in(&job.state_dir);
         // A run killed mid-write leaves temp files; they are never referenced.
-        crate::fsutil::remove_partials(&job.state_dir.join(".vidpipe")).ok();
+        crate::fsutil::remove_partials(&job.state_dir).ok();
         if let Err(e) = self.dest.remove_incomplete(&job.prefix) {
             tracing::warn!(
                 "cannot remove temp files under {}: {e}",
                 self.dest.describe(&job.prefix)
             );
         }
-        let previous = CheckpointFile::load(&cp_path).filter(|old| old.matches(&fresh));
-        let resuming = previous.is_some();
-        if !resuming {
-            clear_previous_output(job, self.dest, &cp_path, &probed.names)?;
-        }
-        let checkpoint = CheckpointFile::create(cp_path, previous.unwrap_or(fresh))?;
+        let earlier = CheckpointFile::load(&cp_path)?.reported(self.reporter, &job.input);
+        let (start, resuming) = match earlier {
+            Some(old) if old.matches(&fresh) => (old, true),
+            earlier => {
+                let subtitles =
+                    clear_previous_output(job, self.dest, earlier.as_ref(), &probed.names)?;
+                (Checkpoint { subtitles, ..fresh }, false)
+            }
+        };
+        let checkpoint = CheckpointFile::create(cp_path, start)?;
         Ok((checkpoint, resuming))
     }
 
@@ -440,19 +445,23 @@ fn progress_weights(renditions: &[Rendition], audio: bool) -> (Vec<String>, Vec<
 /// cannot be removed fails the input before anything is overwritten: the
 /// earlier output then stays whole, where a new encode under the old master
 /// would give players a master naming playlists that change or vanish.
+/// Returns the subtitle group the old master carried, for the new one.
 fn clear_previous_output(
     job: &Job,
     dest: &dyn Destination,
-    cp_path: &Path,
+    earlier: Option<&Checkpoint>,
     names: &[String],
-) -> Result<(), HlsError> {
+) -> Result<Vec<String>, HlsError> {
     let mut dirs: Vec<String> = names.to_vec();
-    if let Ok(bytes) = std::fs::read(cp_path) {
-        if let Ok(old) = serde_json::from_slice::<Checkpoint>(&bytes) {
-            dirs.extend(old.renditions.into_keys());
-        }
+    if let Some(old) = earlier {
+        dirs.extend(old.renditions.keys().cloned());
     }
     let master = format!("{}master.m3u8", job.prefix);
+    let subtitles = match read_text(dest, &master) {
+        Some(text) => playlist::subtitle_group(&text),
+        // No master: a crash after it was removed keeps the group here.
+        None => earlier.map(|old| old.subtitles.clone()).unwrap_or_default(),
+    };
     dest.delete(&master)
         .map_err(|source| HlsError::StaleMaster {
             path: dest.describe(&master),
@@ -469,8 +478,14 @@ fn clear_previous_output(
             })?;
         }
     }
-    let _ = std::fs::remove_file(cp_path);
-    Ok(())
+    Ok(subtitles)
+}
+
+/// The text stored at `key`, when there is one.
+fn read_text(dest: &dyn Destination, key: &str) -> Option<String> {
+    dest.get(key)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
 /// Writes the master playlist from the checkpoint's complete renditions.
@@ -517,6 +532,18 @@ fn write_master(
     });
     let text = master_playlist(settings.segment_format, &variants, group.as_ref());
     let key = format!("{}master.m3u8", job.prefix);
+    // Keep the subtitle group `captions --master` attached, and leave a
+    // master that would not change untouched.
+    let previous = read_text(dest, &key);
+    let subtitles = previous
+        .as_deref()
+        .map(playlist::subtitle_group)
+        .filter(|group| !group.is_empty())
+        .unwrap_or_else(|| state.subtitles.clone());
+    let text = playlist::with_subtitle_group(&text, &subtitles).map_err(HlsError::Internal)?;
+    if previous.as_deref() == Some(text.as_str()) {
+        return Ok(dest.describe(&key));
+    }
     dest.put(&key, text.as_bytes())
         .map_err(|source| HlsError::Write {
             path: dest.describe(&key),
@@ -543,8 +570,7 @@ mod tests {
             state_dir: dir.path().join("clip"),
             identity: String::new(),
         };
-        let cp_path = CheckpointFile::path_in(&job.state_dir);
-        let err = clear_previous_output(&job, &dest, &cp_path, &["720p".into()])
+        let err = clear_previous_output(&job, &dest, None, &["720p".into()])
             .expect_err("the master cannot be removed");
         assert!(matches!(err, HlsError::StaleMaster { .. }), "{err:?}");
         assert!(err.to_string().contains("clip/master.m3u8"), "{err}");

@@ -1,11 +1,13 @@
 //! The upload journal: what a re-run needs to resume a multipart upload.
 //!
-//! One JSON file per destination object under the state directory, written
-//! atomically after every acknowledged part. It names the upload id, part
+//! One JSON file per destination object in the journal directory
+//! ([`crate::state::StateDirs::upload_journals`]), written atomically after
+//! every acknowledged part; a damaged one is set aside (see
+//! [`crate::state`]). It names the upload id, part
 //! size and the source's size and mtime (a changed source is refused), and
 //! every completed part with its ETag and CRC32C.
 
-use crate::fsutil;
+use crate::state::{Loaded, StateError, StateFile};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -51,19 +53,20 @@ impl Journal {
         dir.join(format!("{name}.json"))
     }
 
-    /// Reads a journal; `None` if absent or unreadable.
-    pub fn load(path: &Path) -> Option<Journal> {
-        let bytes = std::fs::read(path).ok()?;
-        serde_json::from_slice(&bytes).ok()
+    /// Reads a journal: no value if absent; a damaged one is set aside and
+    /// reported; an unreadable one is an error.
+    pub fn load(path: &Path) -> Result<Loaded<Journal>, StateError> {
+        StateFile::new(path).load()
     }
 
     /// Saves atomically.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        fsutil::write_atomic(path, &json)
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        StateFile::new(path).save(self)
+    }
+
+    /// Forgets the journal at `path` (its upload completed or was aborted).
+    pub fn remove(path: &Path) -> Result<(), StateError> {
+        StateFile::<Journal>::new(path).remove()
     }
 
     /// Bytes already acknowledged.
@@ -99,7 +102,7 @@ mod tests {
             },
         );
         j.save(&path).expect("save");
-        assert_eq!(Journal::load(&path), Some(j.clone()));
+        assert_eq!(Journal::load(&path).expect("load").value, Some(j.clone()));
         assert_eq!(j.bytes_done(), 10);
         assert_ne!(path, Journal::path_for(dir.path(), "b", "k/other.mp4"));
     }

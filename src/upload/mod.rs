@@ -80,16 +80,9 @@ pub enum UploadError {
     /// A request the upload cannot go on without failed.
     #[error("{0}")]
     Remote(String),
-    /// The local journal cannot be written or removed.
-    #[error("cannot {doing} the journal {}: {source}", path.display())]
-    Journal {
-        /// What was being done: `write` or `remove`.
-        doing: &'static str,
-        /// The journal file.
-        path: PathBuf,
-        /// Why it failed.
-        source: std::io::Error,
-    },
+    /// The local journal cannot be read, written or removed.
+    #[error(transparent)]
+    Journal(#[from] crate::state::StateError),
     /// The stored object does not match the source.
     #[error("verification failed: {0}")]
     Verify(String),
@@ -270,16 +263,6 @@ fn lock(journal: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
     journal.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A failed journal write or removal.
-fn journal_error(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> UploadError {
-    let path = path.to_path_buf();
-    move |source| UploadError::Journal {
-        doing,
-        path,
-        source,
-    }
-}
-
 /// The journal of `item` and what the server holds for it.
 pub fn status(
     session: &S3Session,
@@ -287,7 +270,7 @@ pub fn status(
     journal_dir: &Path,
 ) -> Result<UploadStatus, UploadError> {
     let path = Journal::path_for(journal_dir, &item.bucket, &item.key);
-    let Some(journal) = Journal::load(&path) else {
+    let Some(journal) = Journal::load(&path)?.value else {
         return Ok(UploadStatus {
             source: item.source.clone(),
             url: item.url(),
@@ -339,7 +322,7 @@ pub fn abort(
     journal_dir: &Path,
 ) -> Result<bool, UploadError> {
     let path = Journal::path_for(journal_dir, &item.bucket, &item.key);
-    let Some(journal) = Journal::load(&path) else {
+    let Some(journal) = Journal::load(&path)?.value else {
         return Ok(false);
     };
     let aborted = session.wait(
@@ -362,7 +345,7 @@ pub fn abort(
             )))
         }
     }
-    std::fs::remove_file(&path).map_err(journal_error("remove", &path))?;
+    Journal::remove(&path)?;
     Ok(true)
 }
 
@@ -518,7 +501,9 @@ impl Upload<'_> {
         }
         let journal = lock(&journal).clone();
         self.complete(&journal, size).await?;
-        let _ = std::fs::remove_file(&journal_path);
+        if let Err(e) = Journal::remove(&journal_path) {
+            tracing::warn!("{e}");
+        }
         Ok(Uploaded {
             bytes: size,
             parts_sent: sent,
@@ -579,7 +564,8 @@ impl Upload<'_> {
         meta: &std::fs::Metadata,
         part_size: u64,
     ) -> Result<Journal, UploadError> {
-        if let Some(mut journal) = Journal::load(path) {
+        let previous = Journal::load(path)?.reported(self.reporter, &self.name());
+        if let Some(mut journal) = previous {
             if journal.source_size != meta.len() || journal.source_mtime != mtime_ns(meta) {
                 return Err(UploadError::Changed(format!(
                     "refusing to resume: the file changed since its upload to {} started (journal {}); \
@@ -630,7 +616,7 @@ impl Upload<'_> {
             part_size,
             parts: Default::default(),
         };
-        journal.save(path).map_err(journal_error("write", path))?;
+        journal.save(path)?;
         Ok(journal)
     }
 
@@ -732,9 +718,7 @@ impl Upload<'_> {
         let done = {
             let mut journal = lock(journal);
             journal.parts.insert(number, record);
-            journal
-                .save(journal_path)
-                .map_err(journal_error("write", journal_path))?;
+            journal.save(journal_path)?;
             journal.bytes_done()
         };
         self.reporter.report(Event::PartDone {
@@ -844,12 +828,27 @@ mod tests {
 
     #[test]
     fn journal_errors_are_local_and_name_the_journal_file() {
-        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        let e = journal_error("write", Path::new("/state/uploads/ab.json"))(denied);
-        assert!(matches!(e, UploadError::Journal { .. }), "{e:?}");
-        assert_eq!(
-            e.to_string(),
-            "cannot write the journal /state/uploads/ab.json: permission denied"
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A journal path below a plain file cannot be written.
+        let blocker = dir.path().join("uploads");
+        std::fs::write(&blocker, b"not a directory").expect("write");
+        let path = blocker.join("ab.json");
+        let journal = Journal {
+            source: "a.bin".into(),
+            source_size: 1,
+            source_mtime: 0,
+            bucket: "b".into(),
+            key: "k".into(),
+            upload_id: "u".into(),
+            part_size: 1,
+            parts: Default::default(),
+        };
+        let e = UploadError::from(journal.save(&path).expect_err("cannot write"));
+        assert!(matches!(e, UploadError::Journal(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("{}: cannot write the state file", path.display())),
+            "{text}"
         );
     }
 
