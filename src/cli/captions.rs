@@ -511,17 +511,17 @@ mod tests {
 #[cfg(test)]
 mod settings_tests {
     use super::*;
-    use crate::cli::layers::testing::{error, layers};
+    use crate::cli::layers::testing::{self, error};
     use crate::cli::Command;
 
     fn settings_of(args: &[&str], yaml: &str) -> Result<CaptionsRun, SettingsError> {
-        let mut argv = vec!["captions"];
-        argv.extend_from_slice(args);
-        let (layers, cli, _dir) = layers(&argv, yaml);
-        let Command::Captions(args) = &cli.command else {
-            panic!("not captions")
-        };
-        settings(&layers, args)
+        fn pick(command: &Command) -> Option<&CaptionsArgs> {
+            match command {
+                Command::Captions(args) => Some(args),
+                _ => None,
+            }
+        }
+        testing::settings_of("captions", args, yaml, pick, settings)
     }
 
     #[test]

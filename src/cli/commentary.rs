@@ -322,17 +322,17 @@ mod tests {
 #[cfg(test)]
 mod settings_tests {
     use super::*;
-    use crate::cli::layers::testing::{error, layers};
+    use crate::cli::layers::testing::{self, error};
     use crate::cli::Command;
 
     fn settings_of(args: &[&str], yaml: &str) -> Result<CommentaryRun, SettingsError> {
-        let mut argv = vec!["commentary"];
-        argv.extend_from_slice(args);
-        let (layers, cli, _dir) = layers(&argv, yaml);
-        let Command::Commentary(args) = &cli.command else {
-            panic!("not commentary")
-        };
-        settings(&layers, args)
+        fn pick(command: &Command) -> Option<&CommentaryArgs> {
+            match command {
+                Command::Commentary(args) => Some(args),
+                _ => None,
+            }
+        }
+        testing::settings_of("commentary", args, yaml, pick, settings)
     }
 
     #[test]

@@ -326,6 +326,22 @@ pub(crate) mod testing {
         (layers, cli, dir)
     }
 
+    /// One subcommand's `settings` for `args` (after its name) under a
+    /// config file of `yaml`; `pick` takes that subcommand's arguments.
+    pub fn settings_of<A, R>(
+        name: &str,
+        args: &[&str],
+        yaml: &str,
+        pick: fn(&crate::cli::Command) -> Option<&A>,
+        settings: fn(&Layers, &A) -> Result<R, crate::cli::SettingsError>,
+    ) -> Result<R, crate::cli::SettingsError> {
+        let mut argv = vec![name];
+        argv.extend_from_slice(args);
+        let (layers, cli, _dir) = layers(&argv, yaml);
+        let args = pick(&cli.command).unwrap_or_else(|| panic!("not {name}"));
+        settings(&layers, args)
+    }
+
     /// The error message of a settings result that must fail.
     pub fn error<T>(result: Result<T, crate::cli::SettingsError>) -> String {
         match result {

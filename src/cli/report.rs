@@ -177,6 +177,38 @@ impl Reporter for Bars {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
+        match event {
+            Event::Ladder { .. }
+            | Event::Progress { .. }
+            | Event::SegmentWritten { .. }
+            | Event::RenditionDone { .. }
+            | Event::RenditionSkipped { .. }
+            | Event::ThumbnailReady { .. }
+            | Event::Resume { .. }
+            | Event::Done { .. } => self.transcode(&mut state, event),
+            Event::Status { .. } | Event::ChunkReady { .. } | Event::Complete { .. } => {
+                self.commentary(&mut state, event)
+            }
+            Event::Initialized { .. } | Event::UploadProgress { .. } | Event::Uploaded { .. } => {
+                self.upload(&mut state, event)
+            }
+            Event::Tick { .. } | Event::PlaylistWritten { .. } | Event::CaptionsDone { .. } => {
+                self.captions(&mut state, event)
+            }
+            Event::Error { input, .. } => {
+                state.fail(&self.multi, &input);
+                state.clear_when_idle(&self.multi);
+            }
+            // Warnings and errors are printed by the [`Console`].
+            Event::Probe { .. } | Event::PartDone { .. } | Event::Presigned { .. } => {}
+            Event::Warning { .. } => {}
+        }
+    }
+}
+
+/// One handler per kind of job: each takes the events of its kind.
+impl Bars {
+    fn transcode(&self, state: &mut BarState, event: Event) {
         let multi = &self.multi;
         match event {
             Event::Ladder {
@@ -216,10 +248,8 @@ impl Reporter for Bars {
                 ..
             } => {
                 if let Some(transcode) = state.transcodes.get(&input) {
-                    transcode.finish(
-                        &rendition,
-                        format!("{segments} segments, {} kb/s", average_bandwidth / 1000),
-                    );
+                    let kbps = average_bandwidth / 1000;
+                    transcode.finish(&rendition, format!("{segments} segments, {kbps} kb/s"));
                 }
             }
             Event::RenditionSkipped { input, rendition } => {
@@ -237,6 +267,13 @@ impl Reporter for Bars {
                 }
                 state.clear_when_idle(multi);
             }
+            _ => {}
+        }
+    }
+
+    fn commentary(&self, state: &mut BarState, event: Event) {
+        let multi = &self.multi;
+        match event {
             Event::Status {
                 input,
                 stage,
@@ -256,35 +293,42 @@ impl Reporter for Bars {
                 }
                 state.clear_when_idle(multi);
             }
+            _ => {}
+        }
+    }
+
+    fn upload(&self, state: &mut BarState, event: Event) {
+        let multi = &self.multi;
+        match event {
             Event::Initialized {
                 input,
                 bytes_total,
                 parts_done,
                 parts_total,
                 ..
-            } => state.uploads.start(
-                multi,
-                input,
-                bytes_total,
-                format!("{parts_done}/{parts_total} parts"),
-            ),
+            } => {
+                let parts = format!("{parts_done}/{parts_total} parts");
+                state.uploads.start(multi, input, bytes_total, parts);
+            }
             Event::UploadProgress {
                 input, bytes_done, ..
             } => state.uploads.advance(&input, bytes_done),
             // The CLI prints one summary line per file (with bytes and
             // resumed parts) once the bars are gone.
             Event::Uploaded { input, .. } => state.uploads.finish(multi, &input),
-            Event::Error { input, .. } => {
-                state.fail(multi, &input);
-                state.clear_when_idle(multi);
-            }
+            _ => {}
+        }
+    }
+
+    fn captions(&self, state: &mut BarState, event: Event) {
+        match event {
             Event::Tick {
                 tick,
                 segments,
                 objects,
             } => state
                 .live
-                .get_or_insert_with(|| LiveSpinner::new(multi))
+                .get_or_insert_with(|| LiveSpinner::new(&self.multi))
                 .tick(tick, segments, objects),
             Event::PlaylistWritten {
                 path,
@@ -294,15 +338,10 @@ impl Reporter for Bars {
             } => self.println(format!("{path}  {segments} segments, ended")),
             Event::CaptionsDone { .. } => {
                 if let Some(live) = state.live.take() {
-                    clear(multi, &live.spinner);
+                    clear(&self.multi, &live.spinner);
                 }
             }
-            // Warnings and errors are printed by the [`Console`].
-            Event::Probe { .. }
-            | Event::PartDone { .. }
-            | Event::Presigned { .. }
-            | Event::PlaylistWritten { .. }
-            | Event::Warning { .. } => {}
+            _ => {}
         }
     }
 }

@@ -216,17 +216,17 @@ fn transcode_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::layers::testing::{error, layers};
+    use crate::cli::layers::testing::{self, error};
     use crate::cli::Command;
 
     fn settings_of(args: &[&str], yaml: &str) -> Result<TranscodeRun, SettingsError> {
-        let mut argv = vec!["transcode-hls"];
-        argv.extend_from_slice(args);
-        let (layers, cli, _dir) = layers(&argv, yaml);
-        let Command::TranscodeHls(args) = &cli.command else {
-            panic!("not transcode-hls")
-        };
-        settings(&layers, args)
+        fn pick(command: &Command) -> Option<&TranscodeArgs> {
+            match command {
+                Command::TranscodeHls(args) => Some(args),
+                _ => None,
+            }
+        }
+        testing::settings_of("transcode-hls", args, yaml, pick, settings)
     }
 
     #[test]

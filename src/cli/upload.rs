@@ -405,17 +405,17 @@ fn item(path: &Path, bucket: &str, key: String) -> UploadItem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::layers::testing::{error, layers};
+    use crate::cli::layers::testing::{self, error};
     use crate::cli::Command;
 
     fn settings_of(args: &[&str], yaml: &str) -> Result<UploadRun, SettingsError> {
-        let mut argv = vec!["upload-chunked"];
-        argv.extend_from_slice(args);
-        let (layers, cli, _dir) = layers(&argv, yaml);
-        let Command::UploadChunked(args) = &cli.command else {
-            panic!("not upload-chunked")
-        };
-        settings(&layers, args)
+        fn pick(command: &Command) -> Option<&UploadArgs> {
+            match command {
+                Command::UploadChunked(args) => Some(args),
+                _ => None,
+            }
+        }
+        testing::settings_of("upload-chunked", args, yaml, pick, settings)
     }
 
     #[test]
