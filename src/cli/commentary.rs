@@ -10,7 +10,8 @@
 use super::context::{count, Ctx};
 use super::error::{CliError, SettingsError};
 use super::layers::{
-    parse_audio_bitrate, parse_number, parse_preset, parse_seconds_in, parse_threads, usage, Layers,
+    parse_audio_bitrate, parse_number, parse_preset, parse_seconds_in, parse_threads, usage,
+    Layers, Section,
 };
 use super::{CommentaryArgs, Outcome};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use vidpipe::commentary::script;
 use vidpipe::commentary::tts::{CommandTemplate, Espeak, SpeechBackend};
 use vidpipe::commentary::writer::Wording;
 use vidpipe::commentary::{self, CommentaryError, CommentarySettings, Job, LineSource};
+use vidpipe::config::CommentaryConfig;
 use vidpipe::inputs::expand;
 use vidpipe::storage::Location;
 use vidpipe::units::Bitrate;
@@ -46,7 +48,6 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
     let empty = Default::default();
     let cfg = layers.file().commentary.as_ref().unwrap_or(&empty);
     let s = layers.section("commentary");
-    let defaults = CommentarySettings::default();
     let text = |v: &str| Ok::<_, String>(v.to_string());
     let output = s.get(
         "output",
@@ -59,6 +60,31 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
             "no output directory: pass -o DEST (or set VIDPIPE_OUTPUT, or commentary.output in the config file)",
         ));
     }
+    let lines = line_source(&s, args, cfg)?;
+    Ok(CommentaryRun {
+        video: args.video.clone(),
+        output,
+        lines,
+        events_only: args.events_only,
+        tts_cmd: s.get(
+            "tts-cmd",
+            args.tts_cmd.as_deref(),
+            cfg.tts_cmd.as_ref(),
+            CommandTemplate::parse,
+        )?,
+        voice: s.get("voice", args.voice.as_deref(), cfg.voice.as_ref(), text)?,
+        settings: engine_settings(&s, args, cfg)?,
+    })
+}
+
+/// What to speak: `--script` lines, or lines made with `--auto` (whose
+/// options make no sense with a script).
+fn line_source(
+    s: &Section<'_>,
+    args: &CommentaryArgs,
+    cfg: &CommentaryConfig,
+) -> Result<LineSource, SettingsError> {
+    let text = |v: &str| Ok::<_, String>(v.to_string());
     let script = s.get("script", args.script.as_deref(), cfg.script.as_ref(), text)?;
     let auto = s.switch("auto", args.auto, cfg.auto.as_ref())?;
     let writer = s.get("writer", args.writer.as_deref(), cfg.writer.as_ref(), text)?;
@@ -69,7 +95,7 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
         2,
         |v| parse_number(v, 1..=20),
     )?;
-    let lines = match (script, auto) {
+    Ok(match (script, auto) {
         (Some(_), true) => return Err(usage("give either --script or --auto, not both")),
         (None, false) => {
             return Err(usage(
@@ -91,86 +117,82 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
             wording: writer.map_or(Wording::Templates, Wording::Command),
             per_interval,
         },
-    };
-    Ok(CommentaryRun {
-        video: args.video.clone(),
-        output,
-        lines,
-        events_only: args.events_only,
-        tts_cmd: s.get(
-            "tts-cmd",
-            args.tts_cmd.as_deref(),
-            cfg.tts_cmd.as_ref(),
-            CommandTemplate::parse,
+    })
+}
+
+/// The engine's settings: chunks, voice placement, mix, encoding, TTS.
+fn engine_settings(
+    s: &Section<'_>,
+    args: &CommentaryArgs,
+    cfg: &CommentaryConfig,
+) -> Result<CommentarySettings, SettingsError> {
+    let defaults = CommentarySettings::default();
+    Ok(CommentarySettings {
+        interval: s.or(
+            "interval",
+            args.interval.as_deref(),
+            cfg.interval.as_ref(),
+            defaults.interval,
+            |v| parse_seconds_in(v, "interval", 1.0..=3600.0),
         )?,
-        voice: s.get("voice", args.voice.as_deref(), cfg.voice.as_ref(), text)?,
-        settings: CommentarySettings {
-            interval: s.or(
-                "interval",
-                args.interval.as_deref(),
-                cfg.interval.as_ref(),
-                defaults.interval,
-                |v| parse_seconds_in(v, "interval", 1.0..=3600.0),
-            )?,
-            voice_delay: s.or(
-                "voice-delay",
-                args.voice_delay.as_deref(),
-                cfg.voice_delay.as_ref(),
-                defaults.voice_delay,
-                |v| parse_seconds_in(v, "voice delay", 0.0..=60.0),
-            )?,
-            duck: s.or(
-                "duck",
-                args.duck.as_deref(),
-                cfg.duck.as_ref(),
-                defaults.duck,
-                parse_duck,
-            )?,
-            preset: s.or(
-                "preset",
-                args.preset.as_deref(),
-                cfg.preset.as_ref(),
-                defaults.preset.clone(),
-                parse_preset,
-            )?,
-            video_bitrate: s.or(
-                "video-bitrate",
-                args.video_bitrate.as_deref(),
-                cfg.video_bitrate.as_ref(),
-                defaults.video_bitrate,
-                parse_video_bitrate,
-            )?,
-            audio_bitrate: s.or(
-                "audio-bitrate",
-                args.audio_bitrate.as_deref(),
-                cfg.audio_bitrate.as_ref(),
-                defaults.audio_bitrate,
-                parse_audio_bitrate,
-            )?,
-            max_fps: defaults.max_fps,
-            hls: s.switch("hls", args.hls, cfg.hls.as_ref())?,
-            tts_concurrency: s.or(
-                "tts-concurrency",
-                args.tts_concurrency.as_deref(),
-                cfg.tts_concurrency.as_ref(),
-                defaults.tts_concurrency,
-                |v| parse_number(v, 1..=64),
-            )?,
-            tts_timeout: s.or(
-                "tts-timeout",
-                args.tts_timeout.as_deref(),
-                cfg.tts_timeout.as_ref(),
-                defaults.tts_timeout,
-                |v| parse_seconds_in(v, "timeout", 0.1..=3600.0).map(Duration::from_secs_f64),
-            )?,
-            threads: s.or(
-                "threads",
-                args.threads.as_deref(),
-                cfg.threads.as_ref(),
-                defaults.threads,
-                parse_threads,
-            )?,
-        },
+        voice_delay: s.or(
+            "voice-delay",
+            args.voice_delay.as_deref(),
+            cfg.voice_delay.as_ref(),
+            defaults.voice_delay,
+            |v| parse_seconds_in(v, "voice delay", 0.0..=60.0),
+        )?,
+        duck: s.or(
+            "duck",
+            args.duck.as_deref(),
+            cfg.duck.as_ref(),
+            defaults.duck,
+            parse_duck,
+        )?,
+        preset: s.or(
+            "preset",
+            args.preset.as_deref(),
+            cfg.preset.as_ref(),
+            defaults.preset.clone(),
+            parse_preset,
+        )?,
+        video_bitrate: s.or(
+            "video-bitrate",
+            args.video_bitrate.as_deref(),
+            cfg.video_bitrate.as_ref(),
+            defaults.video_bitrate,
+            parse_video_bitrate,
+        )?,
+        audio_bitrate: s.or(
+            "audio-bitrate",
+            args.audio_bitrate.as_deref(),
+            cfg.audio_bitrate.as_ref(),
+            defaults.audio_bitrate,
+            parse_audio_bitrate,
+        )?,
+        max_fps: defaults.max_fps,
+        hls: s.switch("hls", args.hls, cfg.hls.as_ref())?,
+        tts_concurrency: s.or(
+            "tts-concurrency",
+            args.tts_concurrency.as_deref(),
+            cfg.tts_concurrency.as_ref(),
+            defaults.tts_concurrency,
+            |v| parse_number(v, 1..=64),
+        )?,
+        tts_timeout: s.or(
+            "tts-timeout",
+            args.tts_timeout.as_deref(),
+            cfg.tts_timeout.as_ref(),
+            defaults.tts_timeout,
+            |v| parse_seconds_in(v, "timeout", 0.1..=3600.0).map(Duration::from_secs_f64),
+        )?,
+        threads: s.or(
+            "threads",
+            args.threads.as_deref(),
+            cfg.threads.as_ref(),
+            defaults.threads,
+            parse_threads,
+        )?,
     })
 }
 
