@@ -614,3 +614,133 @@ fn an_upload_batch_with_one_failing_file_keeps_the_others_going() {
         }
     }
 }
+
+/// `--list-incomplete --json` under `prefix`: one value per upload.
+fn incomplete(garage: &Garage, state: &Path, prefix: &str) -> Vec<serde_json::Value> {
+    let listed = run(&mut upload(
+        garage,
+        state,
+        &[
+            "--list-incomplete",
+            "--json",
+            &format!("s3://{}/{prefix}", garage.bucket),
+        ],
+    ));
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    events(&listed.stdout)
+}
+
+#[test]
+fn a_source_rewritten_during_its_upload_fails_and_leaves_nothing() {
+    use std::os::unix::fs::FileExt;
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("rewritten.bin");
+    // 20 parts sent one at a time: the rewrite lands long before the last.
+    write_random(&file, 100 << 20);
+    let dest = format!("s3://{}/changing/rewritten.bin", garage.bucket);
+    let args = [
+        file.to_str().expect("utf8"),
+        &dest,
+        "--part-size",
+        "5MiB",
+        "--concurrency",
+        "1",
+        "--progress",
+        "json",
+    ];
+    let child = uploading_past(upload(&garage, tmp.path(), &args), 1);
+    // Same size, different bytes, new mtime: part 1 on the server is stale.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.write_all_at(&[0xA5; 1 << 20], 0))
+        .expect("rewrite in place");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: changed while it was being uploaded",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        garage.keys("changing/").is_empty(),
+        "an object was stored from a changing file"
+    );
+    assert!(
+        incomplete(&garage, tmp.path(), "changing/").is_empty(),
+        "the multipart upload was left on the server"
+    );
+    let status = run(&mut upload(
+        &garage,
+        tmp.path(),
+        &["--status", "--json", args[0], args[1]],
+    ));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    assert!(status["upload_id"].is_null(), "journal kept: {status}");
+}
+
+#[test]
+fn abort_needs_neither_the_journal_nor_the_source() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("gone.bin");
+    write_random(&file, 80 << 20);
+    let dest = format!("s3://{}/orphan/gone.bin", garage.bucket);
+    let src = file.to_str().expect("utf8");
+    let args = [
+        src,
+        &dest,
+        "--part-size",
+        "5MiB",
+        "--concurrency",
+        "2",
+        "--progress",
+        "json",
+    ];
+    let mut child = uploading_past(upload(&garage, tmp.path(), &args), 2);
+    child.kill().expect("kill -9");
+    assert!(
+        !child.wait().expect("wait").success(),
+        "finished before the kill"
+    );
+    assert_eq!(incomplete(&garage, tmp.path(), "orphan/").len(), 1);
+    std::fs::remove_file(&file).expect("remove the source");
+    let journals = tmp.path().join("vidpipe/uploads");
+    assert!(
+        std::fs::read_dir(&journals)
+            .expect("journal dir")
+            .next()
+            .is_some(),
+        "no journal written at {}",
+        journals.display()
+    );
+    std::fs::remove_dir_all(&journals).expect("remove the journals");
+
+    // Under a prefix the missing file still maps to prefix + its name.
+    let prefix = format!("s3://{}/orphan/", garage.bucket);
+    let aborted = run(&mut upload(&garage, tmp.path(), &["--abort", src, &prefix]));
+    let stderr = String::from_utf8_lossy(&aborted.stderr);
+    assert!(aborted.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("aborted the upload of {src} to {dest}")),
+        "{stderr}"
+    );
+    assert!(
+        incomplete(&garage, tmp.path(), "orphan/").is_empty(),
+        "the upload is still listed after --abort"
+    );
+
+    // Again, to the exact key: nothing left, and it says so.
+    let again = run(&mut upload(&garage, tmp.path(), &["--abort", src, &dest]));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(stderr.contains("nothing to abort"), "{stderr}");
+}

@@ -142,35 +142,49 @@ pub fn run(run: &UploadRun, ctx: &Ctx) -> Result<Outcome, CliError> {
     match &run.action {
         Action::ListIncomplete(prefix) => Ok(list_incomplete(ctx, &session, prefix, run.json)),
         Action::Status(transfer) => {
-            let (items, failed) = items(ctx, transfer);
+            let (items, failed) = items(ctx, transfer, false);
             Ok(show_status(
                 ctx, &session, &items, &journals, run.json, failed,
             ))
         }
         Action::Abort(transfer) => {
-            let (items, failed) = items(ctx, transfer);
+            // The server may hold an upload whose file or journal is gone.
+            let (items, failed) = items(ctx, transfer, true);
             Ok(abort_all(ctx, &session, &items, &journals, failed))
         }
         Action::Upload(transfer) => {
-            let (items, failed) = items(ctx, transfer);
+            let (items, failed) = items(ctx, transfer, false);
             Ok(upload_items(run, ctx, &session, &items, &journals, failed))
         }
     }
 }
 
 /// Every file under the sources with its key; problems are reported and
-/// counted.
-fn items(ctx: &Ctx, transfer: &Transfer) -> (Vec<UploadItem>, usize) {
+/// counted. With `missing_ok` a source that does not exist still maps to
+/// its key, as a file would.
+fn items(ctx: &Ctx, transfer: &Transfer, missing_ok: bool) -> (Vec<UploadItem>, usize) {
     let dest = &transfer.dest;
-    let single = transfer.sources.len() == 1
-        && Path::new(&transfer.sources[0]).is_file()
-        && !dest.is_prefix();
+    let missing = |path: &Path| {
+        missing_ok
+            && matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+    };
+    let single = transfer.sources.len() == 1 && !dest.is_prefix() && {
+        let path = Path::new(&transfer.sources[0]);
+        path.is_file() || missing(path)
+    };
     let prefix = dest.as_prefix();
     let mut failed = 0usize;
     let mut items = Vec::new();
     for source in &transfer.sources {
         let path = Path::new(source);
         match std::fs::metadata(path) {
+            Err(_) if single && missing(path) => {
+                items.push(item(path, &dest.bucket, dest.key.clone()));
+            }
+            Err(_) if missing(path) => {
+                let name = file_name(path);
+                items.push(item(path, &dest.bucket, format!("{prefix}{name}")));
+            }
             Err(e) => {
                 ctx.fail(source, &vidpipe::inputs::describe_io(&e));
                 failed += 1;
@@ -302,8 +316,23 @@ fn abort_all(
     for item in items {
         let source = item.source.display();
         match upload::abort(session, item, journals) {
-            Ok(true) => eprintln!("aborted the upload of {source} to {}", item.url()),
-            Ok(false) => eprintln!("nothing to abort for {source} ({})", item.url()),
+            Ok(done) if done.upload_ids.is_empty() => eprintln!(
+                "nothing to abort for {source}: the server holds no unfinished upload to {}{}",
+                item.url(),
+                if done.journal_forgotten {
+                    " (its journal is forgotten)"
+                } else {
+                    ""
+                }
+            ),
+            Ok(done) => {
+                for id in &done.upload_ids {
+                    eprintln!(
+                        "aborted the upload of {source} to {} (upload id {id})",
+                        item.url()
+                    );
+                }
+            }
             Err(e) => {
                 ctx.fail(&source.to_string(), &e.to_string());
                 failed += 1;

@@ -8,8 +8,11 @@
 //! retry helper (backoff with jitter, harder on 503 SlowDown) up to
 //! `--attempts` times. Every acknowledged part is recorded
 //! in a [`journal::Journal`]; a re-run reconciles it with ListParts and only
-//! sends what is missing. At the end the stored object's size and composite
-//! checksum are compared with the source's.
+//! sends what is missing. A source whose size or mtime changed while it was
+//! read fails the file: a multipart upload is aborted before it completes
+//! (and its journal forgotten), a single PUT's object is deleted again. At
+//! the end the stored object's size and composite checksum are compared
+//! with the source's.
 
 pub mod journal;
 pub mod plan;
@@ -64,7 +67,8 @@ pub enum UploadError {
     /// The source cannot be read.
     #[error("{0}")]
     Source(String),
-    /// The source changed since the journaled upload started.
+    /// The source changed since the journaled upload started, or while
+    /// it was being uploaded.
     #[error("{0}")]
     Changed(String),
     /// A part failed after every attempt.
@@ -314,39 +318,55 @@ pub fn status(
     })
 }
 
-/// Aborts `item`'s multipart upload and removes its journal; `Ok(false)`
-/// when there was nothing to abort.
+/// What `--abort` did for one destination key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Aborted {
+    /// Upload ids aborted on the server.
+    pub upload_ids: Vec<String>,
+    /// Whether a local journal was forgotten.
+    pub journal_forgotten: bool,
+}
+
+/// Aborts every unfinished multipart upload the server lists for exactly
+/// `item`'s key (whether or not a journal or the source exists) and
+/// forgets its journal.
 pub fn abort(
     session: &S3Session,
     item: &UploadItem,
     journal_dir: &Path,
-) -> Result<bool, UploadError> {
-    let path = Journal::path_for(journal_dir, &item.bucket, &item.key);
-    let Some(journal) = Journal::load(&path)?.value else {
-        return Ok(false);
-    };
-    let aborted = session.wait(
-        session
-            .client()
-            .abort_multipart_upload()
-            .bucket(&item.bucket)
-            .key(&item.key)
-            .upload_id(&journal.upload_id)
-            .send(),
-    );
-    match aborted {
-        Ok(_) => {}
-        Err(e) if is_no_such_upload(&e) => {}
-        Err(e) => {
-            return Err(UploadError::Remote(format!(
-                "cannot abort the upload to {}: {}",
-                item.url(),
-                failed(e)
-            )))
+) -> Result<Aborted, UploadError> {
+    let mut done = Aborted::default();
+    let listed = list_incomplete(session, &item.bucket, &item.key)?;
+    for upload in listed.into_iter().filter(|u| u.key == item.key) {
+        let aborted = session.wait(
+            session
+                .client()
+                .abort_multipart_upload()
+                .bucket(&item.bucket)
+                .key(&item.key)
+                .upload_id(&upload.upload_id)
+                .send(),
+        );
+        match aborted {
+            Ok(_) => done.upload_ids.push(upload.upload_id),
+            // Completed or aborted meanwhile.
+            Err(e) if is_no_such_upload(&e) => {}
+            Err(e) => {
+                return Err(UploadError::Remote(format!(
+                    "cannot abort the upload {} to {}: {}",
+                    upload.upload_id,
+                    item.url(),
+                    failed(e)
+                )))
+            }
         }
     }
-    Journal::remove(&path)?;
-    Ok(true)
+    let path = Journal::path_for(journal_dir, &item.bucket, &item.key);
+    if path.exists() {
+        Journal::remove(&path)?;
+        done.journal_forgotten = true;
+    }
+    Ok(done)
 }
 
 /// Unfinished multipart uploads under `prefix`, oldest first.
@@ -424,6 +444,22 @@ fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
+/// Fails with [`UploadError::Changed`] when the open source's size or
+/// mtime differ from `before` (taken when its upload started): its bytes
+/// were then read from a file being written. Asked of the open file, so a
+/// file replaced or deleted meanwhile still counts as the bytes read.
+fn unchanged(file: &std::fs::File, before: &std::fs::Metadata) -> Result<(), UploadError> {
+    let now = file.metadata().map_err(|e| {
+        UploadError::Source(format!("cannot read: {}", crate::inputs::describe_io(&e)))
+    })?;
+    if now.len() != before.len() || mtime_ns(&now) != mtime_ns(before) {
+        return Err(UploadError::Changed(
+            "changed while it was being uploaded".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Upload<'_> {
     /// Fails the attempt about to start when the run is interrupted.
     fn check_cancel<E: std::error::Error + 'static>(&self) -> Result<(), SendFailure<E>> {
@@ -454,16 +490,17 @@ impl Upload<'_> {
     }
 
     async fn upload(&self) -> Result<Uploaded, UploadError> {
-        let meta = std::fs::metadata(&self.item.source).map_err(|e| {
+        let file = std::fs::File::open(&self.item.source).map_err(|e| {
             UploadError::Source(format!("cannot read: {}", crate::inputs::describe_io(&e)))
         })?;
-        let file = std::fs::File::open(&self.item.source).map_err(|e| {
+        // Of the open file: what [`unchanged`] compares with at the end.
+        let meta = file.metadata().map_err(|e| {
             UploadError::Source(format!("cannot read: {}", crate::inputs::describe_io(&e)))
         })?;
         let size = meta.len();
         let part_size = plan::part_size_for(size, self.settings.part_size);
         if size <= self.settings.part_size {
-            return self.single_put(file, size).await;
+            return self.single_put(file, &meta).await;
         }
         let journal_path = Journal::path_for(self.journal_dir, &self.item.bucket, &self.item.key);
         let journal = self.open_journal(&journal_path, &meta, part_size).await?;
@@ -500,6 +537,10 @@ impl Upload<'_> {
             result?;
         }
         let journal = lock(&journal).clone();
+        if let Err(changed) = unchanged(&file, &meta) {
+            self.discard(&journal.upload_id, &journal_path).await?;
+            return Err(changed);
+        }
         self.complete(&journal, size).await?;
         if let Err(e) = Journal::remove(&journal_path) {
             tracing::warn!("{e}");
@@ -511,7 +552,15 @@ impl Upload<'_> {
         })
     }
 
-    async fn single_put(&self, file: std::fs::File, size: u64) -> Result<Uploaded, UploadError> {
+    /// One PUT of the whole file. If the file changed while its bytes were
+    /// read and sent, the stored object is deleted again: it may mix old
+    /// and new bytes, and a failed file must not leave an object behind.
+    async fn single_put(
+        &self,
+        file: std::fs::File,
+        meta: &std::fs::Metadata,
+    ) -> Result<Uploaded, UploadError> {
+        let size = meta.len();
         let _permit = self
             .limit
             .acquire()
@@ -549,12 +598,61 @@ impl Upload<'_> {
                 UploadError::Remote(format!("PUT {}: {failed}", self.item.url()))
             })
         })?;
+        if let Err(changed) = unchanged(file, meta) {
+            self.delete_stored().await?;
+            return Err(changed);
+        }
         self.verify(size, b64(crc)).await?;
         Ok(Uploaded {
             bytes: size,
             parts_sent: 0,
             parts_resumed: 0,
         })
+    }
+
+    /// Aborts the multipart upload `upload_id` (one already gone is fine)
+    /// and forgets its journal.
+    async fn discard(&self, upload_id: &str, journal_path: &Path) -> Result<(), UploadError> {
+        let aborted = self
+            .control
+            .abort_multipart_upload()
+            .bucket(&self.item.bucket)
+            .key(&self.item.key)
+            .upload_id(upload_id)
+            .send()
+            .await;
+        match aborted {
+            Ok(_) => {}
+            Err(e) if is_no_such_upload(&e) => {}
+            Err(e) => {
+                return Err(UploadError::Remote(format!(
+                    "the source changed while it was being uploaded, and the upload to {} cannot be aborted: {}",
+                    self.item.url(),
+                    failed(e)
+                )))
+            }
+        }
+        Journal::remove(journal_path)?;
+        Ok(())
+    }
+
+    /// Deletes the object a single PUT stored from a source that changed
+    /// meanwhile.
+    async fn delete_stored(&self) -> Result<(), UploadError> {
+        self.control
+            .delete_object()
+            .bucket(&self.item.bucket)
+            .key(&self.item.key)
+            .send()
+            .await
+            .map_err(|e| {
+                UploadError::Remote(format!(
+                    "the source changed while it was being uploaded, and {} (stored from it) cannot be deleted: {}",
+                    self.item.url(),
+                    failed(e)
+                ))
+            })?;
+        Ok(())
     }
 
     /// The journal to continue, or a new multipart upload.
@@ -850,6 +948,35 @@ mod tests {
             text.starts_with(&format!("{}: cannot write the state file", path.display())),
             "{text}"
         );
+    }
+
+    #[test]
+    fn unchanged_notices_a_new_size_or_mtime_of_the_open_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("src.bin");
+        std::fs::write(&path, b"0123456789").expect("write");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        let before = file.metadata().expect("stat");
+        assert!(unchanged(&file, &before).is_ok());
+
+        let later = before.modified().expect("mtime") + std::time::Duration::from_secs(5);
+        file.set_modified(later).expect("touch");
+        let e = unchanged(&file, &before).expect_err("new mtime");
+        assert!(matches!(e, UploadError::Changed(_)), "{e:?}");
+        assert_eq!(e.to_string(), "changed while it was being uploaded");
+
+        file.set_modified(before.modified().expect("mtime"))
+            .expect("restore mtime");
+        assert!(unchanged(&file, &before).is_ok());
+        file.set_len(11).expect("grow");
+        file.set_modified(before.modified().expect("mtime"))
+            .expect("restore mtime");
+        let e = unchanged(&file, &before).expect_err("new size");
+        assert!(matches!(e, UploadError::Changed(_)), "{e:?}");
     }
 
     fn answer(status: u16, code: &str) -> SdkError<ListPartsError> {
