@@ -75,7 +75,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l confi
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l retry-for -d 'How long an S3 request that fails for a passing reason (connection refused or reset, 5xx, SlowDown) is retried before the input fails, e.g. 30s or 5m [default: 2m]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l status -d 'Show each upload\'s journal and the parts the server holds, instead of uploading'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l abort -d 'Abort each file\'s unfinished upload (AbortMultipartUpload) and remove its journal'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l abort -d 'Abort every unfinished upload the server holds for each file\'s key (ListMultipartUploads), with or without a local journal or the file itself, and forget any journal'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l list-incomplete -d 'List the unfinished multipart uploads under DEST (the only path given) with their age'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l json -d 'JSON output for --status and --list-incomplete'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'

@@ -247,8 +247,9 @@ pub struct UploadArgs {
     #[arg(long, conflicts_with_all = ["abort", "list_incomplete"])]
     pub status: bool,
 
-    /// Abort each file's unfinished upload (AbortMultipartUpload) and
-    /// remove its journal.
+    /// Abort every unfinished upload the server holds for each file's key
+    /// (ListMultipartUploads), with or without a local journal or the
+    /// file itself, and forget any journal.
     #[arg(long, conflicts_with = "list_incomplete")]
     pub abort: bool,
 
