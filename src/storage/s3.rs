@@ -128,8 +128,9 @@ impl S3Session {
     }
 
     /// Stores every `(key, bytes)` with up to `concurrency` PUTs in flight,
-    /// each with the headers of its kind like [`put`](Self::put) and retried under the session's policy; the first failure (naming
-    /// its key) is returned once the PUTs under way have ended.
+    /// each with the headers of its kind like [`put`](Self::put) and
+    /// retried under the session's policy; the first failure (naming its
+    /// key) is returned once the PUTs under way have ended.
     pub fn put_all(
         &self,
         bucket: &str,
