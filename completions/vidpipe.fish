@@ -67,6 +67,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l presi
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l part-size -d 'Bytes per part, 5MiB to 5GiB; files up to this size go up in one PUT; grown automatically to stay within 10,000 parts [default: 8MiB]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l concurrency -d 'Parts in flight at once, across all files [default: 8]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l attempts -d 'Attempts per part before the file fails [default: 6]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l content-type -d 'Content-Type of every uploaded file [default: by each file\'s extension, application/octet-stream when unknown]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'

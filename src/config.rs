@@ -104,6 +104,8 @@ pub struct UploadConfig {
     pub presign: Setting,
     /// `--json`.
     pub json: Setting,
+    /// `--content-type`.
+    pub content_type: Setting,
 }
 
 /// The `captions:` section.

@@ -280,6 +280,11 @@ pub struct UploadArgs {
     /// Attempts per part before the file fails [default: 6].
     #[arg(long, env = "VIDPIPE_ATTEMPTS", value_name = "N")]
     pub attempts: Option<String>,
+
+    /// Content-Type of every uploaded file [default: by each file's
+    /// extension, application/octet-stream when unknown].
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
 }
 
 /// `--progress` values.

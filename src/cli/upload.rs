@@ -13,7 +13,7 @@ use super::{Outcome, UploadArgs};
 use std::path::Path;
 use std::time::Duration;
 use vidpipe::progress::{Event, Reporter};
-use vidpipe::storage::{ObjectUrl, S3Session};
+use vidpipe::storage::{kind, ObjectUrl, S3Session};
 use vidpipe::units::parse_size;
 use vidpipe::upload::{self, plan, upload_all, UploadError, UploadItem, UploadSettings};
 
@@ -78,6 +78,12 @@ pub fn settings(layers: &Layers, args: &UploadArgs) -> Result<UploadRun, Setting
             cfg.attempts.as_ref(),
             6,
             |v| parse_number(v, 1..=100),
+        )?,
+        content_type: s.get(
+            "content-type",
+            args.content_type.as_deref(),
+            cfg.content_type.as_ref(),
+            kind::parse_content_type,
         )?,
     };
     let presign = s.get(
@@ -493,6 +499,23 @@ mod tests {
         assert!(e.contains("not a valid bucket name"), "{e}");
         let e = error(settings_of(&["a", "/tmp/x"], ""));
         assert!(e.contains("s3://bucket/key"), "{e}");
+    }
+
+    #[test]
+    fn content_type_comes_from_the_flag_or_the_section() {
+        let run = settings_of(&["a.bin", "s3://media/a.bin"], "").expect("valid");
+        assert_eq!(run.settings.content_type, None);
+        let yaml = "upload-chunked:\n  content-type: video/mp4\n";
+        let run = settings_of(&["a.bin", "s3://media/a.bin"], yaml).expect("valid");
+        assert_eq!(run.settings.content_type.as_deref(), Some("video/mp4"));
+        let flag = ["a.bin", "s3://media/a.bin", "--content-type", "text/plain"];
+        let run = settings_of(&flag, yaml).expect("valid");
+        assert_eq!(run.settings.content_type.as_deref(), Some("text/plain"));
+        let e = error(settings_of(
+            &["a", "s3://media/a", "--content-type", "mp4"],
+            "",
+        ));
+        assert!(e.starts_with("--content-type: "), "{e}");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! targets a local directory (the embedded default, no server needed) or an
 //! S3-compatible bucket. Keys are relative, `/`-separated. [`Location`]
 //! parses what the user typed as `DEST`, [`ObjectUrl`] one `s3://bucket/key`.
-//! Every S3 write is retried by the one helper in [`retry`].
+//! Every S3 write is retried by the one helper in [`retry`], and every
+//! stored object carries the headers [`kind`] gives its key.
 
+pub mod kind;
 mod local;
 mod location;
 pub mod retry;

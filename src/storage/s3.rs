@@ -11,6 +11,7 @@
 //! [`S3Options::retry`] by [`retry`](super::retry), so a server restart
 //! costs a pause, not the run.
 
+use super::kind;
 use super::retry::{retry, Failed, RetryPolicy, Transient, Verdict};
 use super::Destination;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
@@ -100,8 +101,9 @@ impl S3Session {
         &self.client
     }
 
-    /// Stores `bytes` at `key` with one PUT, retried under the session's
-    /// policy.
+    /// Stores `bytes` at `key` with one PUT carrying the Content-Type and
+    /// Cache-Control of its kind ([`kind::for_output`]), retried under the
+    /// session's policy.
     pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) -> io::Result<()> {
         self.wait(put_object(&self.direct, &self.retry, bucket, key, bytes))
             .map_err(exhausted)
@@ -126,8 +128,9 @@ impl S3Session {
     }
 
     /// Stores every `(key, bytes)` with up to `concurrency` PUTs in flight,
-    /// each retried under the session's policy; the first failure (naming
-    /// its key) is returned once the PUTs under way have ended.
+    /// each with the headers of its kind like [`put`](Self::put) and
+    /// retried under the session's policy; the first failure (naming its
+    /// key) is returned once the PUTs under way have ended.
     pub fn put_all(
         &self,
         bucket: &str,
@@ -292,7 +295,8 @@ pub(crate) fn without_retries(client: &aws_sdk_s3::Client) -> aws_sdk_s3::Client
     aws_sdk_s3::Client::from_conf(config)
 }
 
-/// Stores `bytes` at `key` with one PUT, retried under `policy`.
+/// Stores `bytes` at `key` with one PUT carrying the headers of its kind,
+/// retried under `policy`.
 async fn put_object(
     client: &aws_sdk_s3::Client,
     policy: &RetryPolicy,
@@ -301,11 +305,14 @@ async fn put_object(
     bytes: &[u8],
 ) -> Result<(), Failed<PutError>> {
     let what = format!("PUT s3://{bucket}/{key}");
+    let headers = kind::for_output(key);
     retry(policy, &what, || {
         client
             .put_object()
             .bucket(bucket)
             .key(key)
+            .content_type(&headers.content_type)
+            .set_cache_control(headers.cache_control.map(str::to_string))
             .body(ByteStream::from(bytes.to_vec()))
             .send()
     })

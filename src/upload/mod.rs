@@ -18,6 +18,7 @@ pub mod journal;
 pub mod plan;
 
 use crate::progress::{Event, Reporter};
+use crate::storage::kind::{self, ObjectHeaders};
 use crate::storage::retry::{retry, Failed, RetryPolicy, Transient, Verdict};
 use crate::storage::s3::{describe, failed, without_retries, S3Session};
 use crate::CancelFlag;
@@ -41,6 +42,9 @@ pub struct UploadSettings {
     pub concurrency: usize,
     /// Attempts per part (and per single PUT) before giving up.
     pub attempts: u32,
+    /// Content-Type of every file (`--content-type`); by default each
+    /// file's comes from its key ([`kind::for_upload`]).
+    pub content_type: Option<String>,
 }
 
 /// One file and where it goes.
@@ -473,6 +477,11 @@ impl Upload<'_> {
         self.item.source.display().to_string()
     }
 
+    /// The headers the object is created with.
+    fn headers(&self) -> ObjectHeaders {
+        kind::for_upload(&self.item.key, self.settings.content_type.as_deref())
+    }
+
     async fn run(&self) -> Result<Uploaded, UploadError> {
         let result = self.upload().await;
         match &result {
@@ -581,10 +590,13 @@ impl Upload<'_> {
                 SendFailure::Local(UploadError::Source(format!("cannot read: {e}")))
             })?;
             let crc = crc32c::crc32c(&bytes);
+            let headers = self.headers();
             self.data
                 .put_object()
                 .bucket(&self.item.bucket)
                 .key(&self.item.key)
+                .content_type(headers.content_type)
+                .set_cache_control(headers.cache_control.map(str::to_string))
                 .checksum_crc32_c(b64(crc))
                 .body(ByteStream::from(bytes))
                 .send()
@@ -685,11 +697,14 @@ impl Upload<'_> {
                 Err(Some(e)) => return Err(e),
             }
         }
+        let headers = self.headers();
         let created = self
             .control
             .create_multipart_upload()
             .bucket(&self.item.bucket)
             .key(&self.item.key)
+            .content_type(headers.content_type)
+            .set_cache_control(headers.cache_control.map(str::to_string))
             .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .send()
             .await

@@ -180,6 +180,19 @@ impl Garage {
         .expect("put object");
     }
 
+    /// The Content-Type and Cache-Control a HEAD of `key` answers.
+    pub fn headers(&self, key: &str) -> (Option<String>, Option<String>) {
+        let rt = runtime();
+        let client = self.client();
+        let head = rt
+            .block_on(client.head_object().bucket(&self.bucket).key(key).send())
+            .unwrap_or_else(|e| panic!("head {key}: {e}"));
+        (
+            head.content_type().map(str::to_string),
+            head.cache_control().map(str::to_string),
+        )
+    }
+
     /// The bytes stored at `key`.
     pub fn get(&self, key: &str) -> Vec<u8> {
         let rt = runtime();
