@@ -44,6 +44,7 @@ complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "help" -d 'Print thi
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s o -l output -d 'Output directory or s3://bucket/prefix; each input gets DEST/<input-stem>/' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l ladder -d 'Ladder rungs as SHORT_SIDE:BITRATE pairs [default: 1080:5000k,720:2800k,480:1400k,360:800k,240:400k]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l audio-bitrate -d 'AAC bitrate of the audio rendition [default: 128k]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l audio-language -d 'BCP-47 language of the audio rendition, e.g. en or pt-BR [default: the source\'s tag, else und]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l segment-duration -d 'Target segment duration, e.g. 6 or 4s [default: 6s]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l segment-format -d 'Segment container [default: ts]' -r -f -a "ts\t'MPEG-2 transport stream segments (.ts)'
 fmp4\t'Fragmented MP4 segments (init.mp4 + .m4s)'"

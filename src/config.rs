@@ -74,6 +74,8 @@ pub struct TranscodeHlsConfig {
     pub ladder: Setting,
     /// `--audio-bitrate`.
     pub audio_bitrate: Setting,
+    /// `--audio-language`.
+    pub audio_language: Setting,
     /// `--segment-duration`.
     pub segment_duration: Setting,
     /// `--segment-format`.

@@ -45,6 +45,7 @@ fn probe_prints_media_facts_as_json() {
         ),
         (Some("aac"), Some(6), Some(48000))
     );
+    assert_eq!(a["language"], "und", "an untagged stream is undetermined");
 }
 
 #[test]

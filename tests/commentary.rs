@@ -777,6 +777,58 @@ fn a_video_shorter_than_an_interval_is_one_chunk_with_a_warning() {
 }
 
 #[test]
+fn a_tail_shorter_than_a_second_joins_the_last_chunk() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "long.mp4", &ClipSpec::new(160, 120, 15.02));
+    let script = write_script(tmp.path(), "- at: 0.2\n  text: start\n");
+    let out = tmp.path().join("out");
+    let tts = tone_tts(tmp.path(), 0.5);
+    let o = commentary(
+        &clip,
+        &out,
+        &[
+            "--script",
+            script.to_str().expect("utf8"),
+            "--tts-cmd",
+            &tts,
+            "--interval",
+            "5",
+        ],
+    );
+    ok(&o);
+    let chunks = chunk_paths(&out);
+    assert_eq!(chunks.len(), 3, "{chunks:?}");
+    let last = stream_duration(&chunks[2], "v:0");
+    assert!((last - 5.04).abs() < 0.05, "last chunk is {last} s");
+}
+
+#[test]
+fn an_unknown_espeak_voice_is_a_usage_error_before_any_work() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "clip.mp4", &ClipSpec::new(160, 120, 1.0));
+    let script = write_script(tmp.path(), "- at: 0.2\n  text: hello\n");
+    let out = tmp.path().join("out");
+    let script = script.to_str().expect("utf8");
+    let o = commentary(&clip, &out, &["--script", script, "--voice", "xx-bogus"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("--voice"), "{stderr}");
+    assert!(stderr.contains("xx-bogus"), "{stderr}");
+    assert!(!out.join("chunks").exists(), "no chunk was made");
+    // A TTS command has no espeak-ng voices to check.
+    let tts = tone_tts(tmp.path(), 0.2);
+    let o = commentary(
+        &clip,
+        &out,
+        &["--script", script, "--voice", "xx-bogus", "--tts-cmd", &tts],
+    );
+    ok(&o);
+    // A real voice passes.
+    let o = commentary(&clip, &out, &["--script", script, "--voice", "en-us"]);
+    ok(&o);
+}
+
+#[test]
 fn bad_scripts_are_named_by_file_and_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let clip = make_clip(tmp.path(), "clip.mp4", &ClipSpec::new(320, 240, 3.0));

@@ -304,6 +304,65 @@ fn changed_settings_start_over() {
 }
 
 #[test]
+fn the_audio_rendition_always_has_a_language_and_an_override_rewrites_only_the_master() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "lang.mp4", &ClipSpec::new(320, 240, 2.0));
+    let out = tmp.path().join("out");
+    let master = || std::fs::read_to_string(out.join("lang/master.m3u8")).expect("master");
+    let o = transcode(&[&clip], &out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        master().contains(",LANGUAGE=\"und\",NAME=\"Original audio\","),
+        "{}",
+        master()
+    );
+
+    let o = transcode(
+        &[&clip],
+        &out,
+        &["--progress", "json", "--audio-language", "fr"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        master().contains(",LANGUAGE=\"fr\",NAME=\"French\","),
+        "{}",
+        master()
+    );
+    let ev = events(&o.stdout);
+    assert!(
+        !ev.iter().any(|e| e["event"] == "segment_written"),
+        "a new language must not re-encode: {ev:?}"
+    );
+
+    let o = transcode(&[&clip], &out, &["--audio-language", "fr_FR"]);
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("--audio-language"), "{stderr}");
+    assert!(stderr.contains("fr-FR"), "{stderr}");
+}
+
+#[test]
+fn a_tagged_source_gives_its_language_in_the_two_letter_form() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plain = make_clip(tmp.path(), "plain.mp4", &ClipSpec::new(320, 240, 1.0));
+    let clip = tmp.path().join("tagged.mkv");
+    let o = run(std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&plain)
+        .args(["-c", "copy", "-metadata:s:a:0", "language=fre"])
+        .arg(&clip));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = tmp.path().join("out");
+    let o = transcode(&[&clip], &out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let master = std::fs::read_to_string(out.join("tagged/master.m3u8")).expect("master");
+    assert!(
+        master.contains(",LANGUAGE=\"fr\",NAME=\"French\","),
+        "{master}"
+    );
+}
+
+#[test]
 fn http_input_is_streamed_by_libav() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let served = tmp.path().join("www");

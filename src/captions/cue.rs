@@ -189,6 +189,75 @@ pub fn language_from_file_name(name: &str) -> Option<String> {
     language_tag(candidate).ok()
 }
 
+/// `tag` with a three-letter ISO 639-2 primary subtag (the codes media
+/// containers use, `eng`, `fre`/`fra`) replaced by its two-letter code
+/// when the language has one in the names table (`eng-US` → `en-US`), as
+/// BCP-47 asks; other tags unchanged. `tag` is already normalised.
+pub fn shortest_language_tag(tag: &str) -> String {
+    const ISO_639_2: [(&str, &str); 50] = [
+        ("ara", "ar"),
+        ("bul", "bg"),
+        ("cat", "ca"),
+        ("ces", "cs"),
+        ("cze", "cs"),
+        ("dan", "da"),
+        ("deu", "de"),
+        ("ger", "de"),
+        ("ell", "el"),
+        ("gre", "el"),
+        ("eng", "en"),
+        ("spa", "es"),
+        ("est", "et"),
+        ("fas", "fa"),
+        ("per", "fa"),
+        ("fin", "fi"),
+        ("fra", "fr"),
+        ("fre", "fr"),
+        ("heb", "he"),
+        ("hin", "hi"),
+        ("hrv", "hr"),
+        ("hun", "hu"),
+        ("ind", "id"),
+        ("ita", "it"),
+        ("jpn", "ja"),
+        ("kor", "ko"),
+        ("lit", "lt"),
+        ("lav", "lv"),
+        ("msa", "ms"),
+        ("may", "ms"),
+        ("nob", "nb"),
+        ("nld", "nl"),
+        ("dut", "nl"),
+        ("nor", "no"),
+        ("pol", "pl"),
+        ("por", "pt"),
+        ("ron", "ro"),
+        ("rum", "ro"),
+        ("rus", "ru"),
+        ("slk", "sk"),
+        ("slo", "sk"),
+        ("slv", "sl"),
+        ("srp", "sr"),
+        ("swe", "sv"),
+        ("tha", "th"),
+        ("tur", "tr"),
+        ("ukr", "uk"),
+        ("vie", "vi"),
+        ("zho", "zh"),
+        ("chi", "zh"),
+    ];
+    let (primary, rest) = tag
+        .split_once('-')
+        .map_or((tag, None), |(p, r)| (p, Some(r)));
+    match ISO_639_2.iter().find(|(long, _)| *long == primary) {
+        Some((_, short)) => match rest {
+            Some(rest) => format!("{short}-{rest}"),
+            None => (*short).to_string(),
+        },
+        None => tag.to_string(),
+    }
+}
+
 /// A human-readable, unique NAME for a subtitle rendition: the language's
 /// English name, with the rest of the tag in brackets (`English (GB)`);
 /// the tag itself for languages not in the table.
@@ -304,6 +373,12 @@ mod tests {
         assert_eq!(language_name("en-GB"), "English (GB)");
         assert_eq!(language_name("und"), "Undetermined");
         assert_eq!(language_name("tlh"), "tlh");
+        assert_eq!(shortest_language_tag("eng"), "en");
+        assert_eq!(shortest_language_tag("fre"), "fr");
+        assert_eq!(shortest_language_tag("por-BR"), "pt-BR");
+        assert_eq!(shortest_language_tag("und"), "und");
+        assert_eq!(shortest_language_tag("tlh"), "tlh");
+        assert_eq!(shortest_language_tag("en-GB"), "en-GB");
     }
 
     proptest! {

@@ -331,6 +331,11 @@ pub struct TranscodeArgs {
     #[arg(long, env = "VIDPIPE_AUDIO_BITRATE", value_name = "BITRATE")]
     pub audio_bitrate: Option<String>,
 
+    /// BCP-47 language of the audio rendition, e.g. en or pt-BR
+    /// [default: the source's tag, else und].
+    #[arg(long, env = "VIDPIPE_AUDIO_LANGUAGE", value_name = "TAG")]
+    pub audio_language: Option<String>,
+
     /// Target segment duration, e.g. 6 or 4s [default: 6s].
     #[arg(long, env = "VIDPIPE_SEGMENT_DURATION", value_name = "DURATION")]
     pub segment_duration: Option<String>,

@@ -61,18 +61,25 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
         ));
     }
     let lines = line_source(&s, args, cfg)?;
+    let tts_cmd = s.get(
+        "tts-cmd",
+        args.tts_cmd.as_deref(),
+        cfg.tts_cmd.as_ref(),
+        CommandTemplate::parse,
+    )?;
     Ok(CommentaryRun {
         video: args.video.clone(),
         output,
         lines,
         events_only: args.events_only,
-        tts_cmd: s.get(
-            "tts-cmd",
-            args.tts_cmd.as_deref(),
-            cfg.tts_cmd.as_ref(),
-            CommandTemplate::parse,
-        )?,
-        voice: s.get("voice", args.voice.as_deref(), cfg.voice.as_ref(), text)?,
+        voice: s.get("voice", args.voice.as_deref(), cfg.voice.as_ref(), |v| {
+            // Only espeak-ng (no TTS command) has voices to check.
+            if tts_cmd.is_none() {
+                Espeak::check_voice(v)?;
+            }
+            text(v)
+        })?,
+        tts_cmd,
         settings: engine_settings(&s, args, cfg)?,
     })
 }

@@ -95,6 +95,12 @@ pub fn settings(layers: &Layers, args: &TranscodeArgs) -> Result<TranscodeRun, S
             defaults.threads,
             parse_threads,
         )?,
+        audio_language: s.get(
+            "audio-language",
+            args.audio_language.as_deref(),
+            cfg.audio_language.as_ref(),
+            vidpipe::captions::cue::language_tag,
+        )?,
     };
     Ok(TranscodeRun {
         inputs: args.inputs.clone(),

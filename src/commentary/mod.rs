@@ -247,11 +247,22 @@ pub struct Interval {
     pub end: Option<u64>,
 }
 
+/// The shortest last chunk, in seconds: a shorter tail joins the chunk
+/// before it.
+pub const MIN_TAIL_SECS: f64 = 1.0;
+
 /// Cuts `total` frames (an estimate) into intervals of `per_chunk` frames;
-/// the last one runs to the end of the video whatever its real length.
-pub fn plan(total: u64, per_chunk: u64) -> Vec<Interval> {
+/// the last one runs to the end of the video whatever its real length. A
+/// tail shorter than `min_tail` frames (at most one chunk) is no chunk of
+/// its own: it joins the one before it (which is then up to
+/// `per_chunk + min_tail - 1` long).
+pub fn plan(total: u64, per_chunk: u64, min_tail: u64) -> Vec<Interval> {
     let per_chunk = per_chunk.max(1);
-    let count = total.div_ceil(per_chunk).max(1);
+    let min_tail = min_tail.min(per_chunk);
+    let mut count = total.div_ceil(per_chunk).max(1);
+    if count > 1 && total - (count - 1) * per_chunk < min_tail {
+        count -= 1;
+    }
     (0..count)
         .map(|i| Interval {
             index: i as u32,
@@ -295,7 +306,8 @@ pub fn detect_all(
 ) -> Result<Vec<DetectedEvent>, CommentaryError> {
     let probe = Probe::open(job, settings)?;
     let per_chunk = probe.timeline.frames_in(settings.interval).max(1);
-    let intervals = plan(probe.total_frames, per_chunk);
+    let min_tail = probe.timeline.frames_in(MIN_TAIL_SECS);
+    let intervals = plan(probe.total_frames, per_chunk, min_tail);
     let mut all = Vec::new();
     let total = intervals.len() as u64;
     events::detect(
@@ -375,8 +387,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn intervals_cover_the_video_without_gaps(total in 1u64..100_000, per in 1u64..5_000) {
-            let ivs = plan(total, per);
+        fn intervals_cover_the_video_without_gaps(total in 1u64..100_000, per in 1u64..5_000, min_tail in 0u64..100) {
+            let ivs = plan(total, per, min_tail);
             prop_assert_eq!(ivs[0].first, 0);
             for pair in ivs.windows(2) {
                 prop_assert_eq!(pair[0].end, Some(pair[1].first));
@@ -385,7 +397,14 @@ mod tests {
             let last = ivs[ivs.len() - 1];
             prop_assert!(last.end.is_none());
             prop_assert!(last.first < total);
-            prop_assert!(total - last.first <= per);
+            let tail = total - last.first;
+            let min_tail = min_tail.min(per);
+            if ivs.len() > 1 {
+                prop_assert!(tail >= min_tail, "a tail of {} < {} frames is its own chunk", tail, min_tail);
+                prop_assert!(tail < per + min_tail.max(1));
+            } else {
+                prop_assert!(total < per + min_tail.max(1));
+            }
         }
 
         #[test]
@@ -393,12 +412,26 @@ mod tests {
             let den = if num >= 24000 { 1001 } else { 1 };
             let tl = Timeline::new(ff::Rational(num, den), 0.0);
             let per = tl.frames_in(30.0);
-            let ivs = plan(frames, per);
+            let ivs = plan(frames, per, tl.frames_in(MIN_TAIL_SECS));
             let total: i64 = ivs.iter().map(|iv| {
                 tl.sample_of(iv.end.unwrap_or(frames)) - tl.sample_of(iv.first)
             }).sum();
             prop_assert_eq!(total, tl.sample_of(frames));
         }
+    }
+
+    #[test]
+    fn a_tail_shorter_than_a_second_joins_the_chunk_before_it() {
+        let tl = Timeline::new(ff::Rational(50, 1), 0.0);
+        let (per, min_tail) = (tl.frames_in(5.0), tl.frames_in(MIN_TAIL_SECS));
+        // 15.02 s: three 5 s chunks, the last one frame longer.
+        let ivs = plan(751, per, min_tail);
+        assert_eq!(ivs.len(), 3);
+        assert_eq!((ivs[2].first, ivs[2].end), (500, None));
+        // 16 s: the 1 s tail is a chunk of its own.
+        assert_eq!(plan(800, per, min_tail).len(), 4);
+        // A video shorter than a second is still one chunk.
+        assert_eq!(plan(10, per, min_tail).len(), 1);
     }
 
     #[test]

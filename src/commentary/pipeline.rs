@@ -15,7 +15,7 @@ use super::voices::{self, Spoken, VoiceBoard};
 use super::writer::{self, IntervalInfo, Wording};
 use super::{
     chunk_key, events, lock, plan, playlist, script, ts_key, CommentaryError, CommentarySettings,
-    Finished, Interval, Job, LineSource, Probe, Timeline, FINAL_KEY, PLAYLIST_KEY,
+    Finished, Interval, Job, LineSource, Probe, Timeline, FINAL_KEY, MIN_TAIL_SECS, PLAYLIST_KEY,
 };
 use crate::fingerprint::fingerprint;
 use crate::fsutil::write_atomic;
@@ -103,6 +103,7 @@ pub fn run(
         tl,
         per_chunk,
         probe.total_frames,
+        &intervals,
     ));
     create_dir(&job.work_dir)?;
     let state = load_state(job, &identity, reporter)?;
@@ -246,7 +247,11 @@ fn plan_chunks(
             ),
         );
     }
-    plan(probe.total_frames, per_chunk)
+    plan(
+        probe.total_frames,
+        per_chunk,
+        probe.timeline.frames_in(MIN_TAIL_SECS),
+    )
 }
 
 fn create_dir(dir: &Path) -> Result<(), CommentaryError> {

@@ -36,6 +36,34 @@ impl SpeechBackend for Espeak {
     }
 }
 
+impl Espeak {
+    /// Checks that espeak-ng knows `voice`, by speaking nothing with it
+    /// (espeak-ng exits non-zero for an unknown voice). When espeak-ng
+    /// cannot be started the check passes: each line then reports that
+    /// itself, as without a voice.
+    pub fn check_voice(voice: &str) -> Result<(), String> {
+        let output = Command::new("espeak-ng")
+            .args(["-q", "-v", voice, "--", ""])
+            .stdin(std::process::Stdio::null())
+            .output();
+        match output {
+            Ok(o) if !o.status.success() => {
+                let said = String::from_utf8_lossy(&o.stderr);
+                let said = said.trim().trim_start_matches("Error:").trim();
+                let said = if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({said})")
+                };
+                Err(format!(
+                    "espeak-ng has no voice `{voice}`{said}; `espeak-ng --voices` lists them"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Any program, from a template such as `piper --output_file {out} {text}`
 /// (split like a shell would, without running one; placeholders are
 /// replaced inside each word, so the text is never re-parsed).

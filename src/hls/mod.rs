@@ -57,6 +57,11 @@ pub struct TranscodeSettings {
     /// identity, so changing it does not invalidate a checkpoint.
     #[serde(skip)]
     pub threads: usize,
+    /// BCP-47 language of the audio rendition, instead of the source's
+    /// tag. It only changes the master playlist, which every run rewrites,
+    /// so it is not part of the output's identity either.
+    #[serde(skip)]
+    pub audio_language: Option<String>,
 }
 
 impl Default for TranscodeSettings {
@@ -69,6 +74,7 @@ impl Default for TranscodeSettings {
             preset: "veryfast".into(),
             max_fps: 60,
             threads: 0,
+            audio_language: None,
         }
     }
 }
@@ -528,7 +534,7 @@ fn write_master(
         uri: format!("{AUDIO_RENDITION}/index.m3u8"),
         codec: media::codecs::AAC_LC.into(),
         channels: 2,
-        language: a.language.clone(),
+        language: audio_language(settings, a),
     });
     let text = master_playlist(settings.segment_format, &variants, group.as_ref());
     let key = format!("{}master.m3u8", job.prefix);
@@ -552,9 +558,52 @@ fn write_master(
     Ok(dest.describe(&key))
 }
 
+/// The audio rendition's language: the override, else the source's tag
+/// when it is a valid BCP-47 tag, else `und`; a container's three-letter
+/// code becomes the two-letter one where there is one (`eng` → `en`).
+fn audio_language(settings: &TranscodeSettings, audio: &AudioInfo) -> String {
+    use crate::captions::cue::{language_tag, shortest_language_tag};
+    let tag = match &settings.audio_language {
+        Some(tag) => tag.clone(),
+        None => {
+            language_tag(&audio.language).unwrap_or_else(|_| media::probe::UNDETERMINED.to_string())
+        }
+    };
+    shortest_language_tag(&tag)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audio_language_is_the_override_else_a_valid_source_tag_else_und() {
+        let source = |language: &str| AudioInfo {
+            index: 1,
+            codec: "aac".into(),
+            channels: 2,
+            sample_rate: 48_000,
+            language: language.into(),
+        };
+        let mut settings = TranscodeSettings::default();
+        assert_eq!(audio_language(&settings, &source("und")), "und");
+        assert_eq!(audio_language(&settings, &source("en-gb")), "en-GB");
+        assert_eq!(audio_language(&settings, &source("not a tag")), "und");
+        assert_eq!(audio_language(&settings, &source("fre")), "fr");
+        assert_eq!(audio_language(&settings, &source("eng")), "en");
+        settings.audio_language = Some("fr".into());
+        assert_eq!(audio_language(&settings, &source("en")), "fr");
+    }
+
+    #[test]
+    fn the_audio_language_is_not_part_of_the_output_identity() {
+        let plain = TranscodeSettings::default();
+        let french = TranscodeSettings {
+            audio_language: Some("fr".into()),
+            ..TranscodeSettings::default()
+        };
+        assert_eq!(fingerprint(&plain), fingerprint(&french));
+    }
 
     #[test]
     fn a_stale_master_that_cannot_be_removed_fails_the_input_and_keeps_the_earlier_output() {

@@ -162,8 +162,18 @@ pub struct AudioGroup {
     pub codec: String,
     /// Channel count.
     pub channels: u16,
-    /// BCP-47 language, if the source declared one.
-    pub language: Option<String>,
+    /// BCP-47 language (`und` when unknown); NAME is derived from it.
+    pub language: String,
+}
+
+/// The NAME of the audio rendition in `language`: the language's English
+/// name, or a neutral name when the language is undetermined.
+pub fn audio_name(language: &str) -> String {
+    if language.eq_ignore_ascii_case(crate::media::probe::UNDETERMINED) {
+        "Original audio".to_string()
+    } else {
+        crate::captions::cue::language_name(language)
+    }
 }
 
 /// Group id used for the audio rendition.
@@ -181,15 +191,13 @@ pub fn master_playlist(
     let _ = writeln!(out, "#EXT-X-VERSION:{}", version(format));
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     if let Some(a) = audio {
-        let language = a
-            .language
-            .as_deref()
-            .map(|l| format!(",LANGUAGE=\"{l}\""))
-            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"Main\"{language},DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}\"",
-            a.channels, a.uri
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",LANGUAGE=\"{}\",NAME=\"{}\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}\"",
+            a.language,
+            audio_name(&a.language),
+            a.channels,
+            a.uri
         );
     }
     out.push('\n');
@@ -387,7 +395,7 @@ mod tests {
             uri: "audio/index.m3u8".into(),
             codec: "mp4a.40.2".into(),
             channels: 2,
-            language: Some("en".into()),
+            language: "en".into(),
         };
         insta::assert_snapshot!(master_playlist(
             SegmentFormat::Ts,
@@ -397,6 +405,33 @@ mod tests {
             ],
             Some(&audio_group)
         ));
+    }
+
+    #[test]
+    fn the_audio_rendition_is_named_after_its_language() {
+        let video = segments(&[6.0], 1000);
+        let v = Variant {
+            uri: "240p/index.m3u8".into(),
+            iframe_uri: "240p/iframes.m3u8".into(),
+            bandwidth: Bandwidth::measure(&video, &[], |s| s.bytes),
+            iframe_bandwidth: Bandwidth::measure(&video, &[], |s| s.bytes),
+            video_codec: "avc1.64000d".into(),
+            width: 426,
+            height: 240,
+            frame_rate: 25.0,
+        };
+        let master = |language: &str| {
+            let audio = AudioGroup {
+                uri: "audio/index.m3u8".into(),
+                codec: "mp4a.40.2".into(),
+                channels: 2,
+                language: language.into(),
+            };
+            master_playlist(SegmentFormat::Ts, std::slice::from_ref(&v), Some(&audio))
+        };
+        assert!(master("und").contains(",LANGUAGE=\"und\",NAME=\"Original audio\","));
+        assert!(master("fr").contains(",LANGUAGE=\"fr\",NAME=\"French\","));
+        assert!(master("pt-BR").contains(",LANGUAGE=\"pt-BR\",NAME=\"Portuguese (BR)\","));
     }
 
     #[test]

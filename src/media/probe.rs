@@ -59,9 +59,12 @@ pub struct AudioInfo {
     pub channels: u16,
     /// Sample rate in Hz.
     pub sample_rate: u32,
-    /// Language tag from the container, if any.
-    pub language: Option<String>,
+    /// Language tag from the container; `und` when it declares none.
+    pub language: String,
 }
+
+/// The language tag of a stream that declares none.
+pub const UNDETERMINED: &str = "und";
 
 /// Probes `input` (a path or URL).
 pub fn probe(input: &str) -> Result<MediaInfo> {
@@ -155,8 +158,8 @@ fn audio_info(stream: &ff::format::stream::Stream) -> Option<AudioInfo> {
     let language = stream
         .metadata()
         .get("language")
-        .filter(|l| !l.is_empty() && *l != "und")
-        .map(str::to_string);
+        .filter(|l| !l.trim().is_empty())
+        .map_or_else(|| UNDETERMINED.to_string(), |l| l.trim().to_string());
     Some(AudioInfo {
         index: stream.index(),
         codec: params.id().name().to_string(),
