@@ -19,6 +19,7 @@ pub mod fingerprint;
 pub mod fsutil;
 pub mod hls;
 pub mod inputs;
+pub mod language;
 pub mod media;
 pub mod progress;
 pub mod state;

@@ -326,7 +326,7 @@ pub fn subtitle_entries(tracks: &[Track], uri: impl Fn(&str) -> String) -> Vec<S
         .iter()
         .map(|t| SubtitleEntry {
             language: t.language.clone(),
-            name: cue::language_name(&t.language),
+            name: crate::language::language_name(&t.language),
             uri: uri(&t.playlist_key()),
             original: t.original,
         })

@@ -99,7 +99,7 @@ pub fn settings(layers: &Layers, args: &TranscodeArgs) -> Result<TranscodeRun, S
             "audio-language",
             args.audio_language.as_deref(),
             cfg.audio_language.as_ref(),
-            vidpipe::captions::cue::language_tag,
+            vidpipe::language::language_tag,
         )?,
     };
     Ok(TranscodeRun {

@@ -562,7 +562,7 @@ fn write_master(
 /// when it is a valid BCP-47 tag, else `und`; a container's three-letter
 /// code becomes the two-letter one where there is one (`eng` → `en`).
 fn audio_language(settings: &TranscodeSettings, audio: &AudioInfo) -> String {
-    use crate::captions::cue::{language_tag, shortest_language_tag};
+    use crate::language::{language_tag, shortest_language_tag};
     let tag = match &settings.audio_language {
         Some(tag) => tag.clone(),
         None => {

@@ -172,7 +172,7 @@ pub fn audio_name(language: &str) -> String {
     if language.eq_ignore_ascii_case(crate::media::probe::UNDETERMINED) {
         "Original audio".to_string()
     } else {
-        crate::captions::cue::language_name(language)
+        crate::language::language_name(language)
     }
 }
 

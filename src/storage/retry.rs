@@ -170,7 +170,7 @@ pub struct Failed<E> {
 impl<E: std::error::Error + 'static> std::fmt::Display for Failed<E> {
     /// The error's causes, and the attempts when there was more than one.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", super::s3::describe(&self.error))?;
+        write!(f, "{}", describe(&self.error))?;
         if self.attempts > 1 {
             write!(f, " (after {} attempts)", self.attempts)?;
         }
@@ -210,7 +210,7 @@ where
         };
         tracing::debug!(
             "{what}: attempt {made} failed ({}{}); retrying in {wait:.1?}",
-            super::s3::describe(&error),
+            describe(&error),
             if verdict == Verdict::SlowDown {
                 ", slowing down"
             } else {
@@ -219,6 +219,24 @@ where
         );
         tokio::time::sleep(wait).await;
     }
+}
+
+/// An error's causes in words, most general first, without repeats. SDK
+/// errors never include credentials.
+pub(crate) fn describe<E: std::error::Error + 'static>(e: &E) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = err.source();
+    }
+    if parts.is_empty() {
+        return aws_sdk_s3::error::DisplayErrorContext(e).to_string();
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -12,10 +12,9 @@
 //! costs a pause, not the run.
 
 use super::kind;
-use super::retry::{retry, Failed, RetryPolicy, Transient, Verdict};
+use super::retry::{describe, retry, Failed, RetryPolicy, Transient, Verdict};
 use super::Destination;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use std::io;
@@ -257,24 +256,6 @@ impl S3Dest {
 /// An SDK error as an I/O error (see [`describe`]).
 pub(crate) fn failed<E: std::error::Error + 'static>(e: E) -> io::Error {
     io::Error::other(describe(&e))
-}
-
-/// An error's causes in words, most general first, without repeats. SDK
-/// errors never include credentials.
-pub(crate) fn describe<E: std::error::Error + 'static>(e: &E) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cause {
-        let text = err.to_string();
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cause = err.source();
-    }
-    if parts.is_empty() {
-        return DisplayErrorContext(e).to_string();
-    }
-    parts.join(": ")
 }
 
 /// A retried request's final failure as an I/O error: its causes and the

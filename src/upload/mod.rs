@@ -19,8 +19,9 @@ pub mod plan;
 
 use crate::progress::{Event, Reporter};
 use crate::storage::kind::{self, ObjectHeaders};
+use crate::storage::retry::describe;
 use crate::storage::retry::{retry, Failed, RetryPolicy, Transient, Verdict};
-use crate::storage::s3::{describe, failed, without_retries, S3Session};
+use crate::storage::s3::{failed, without_retries, S3Session};
 use crate::CancelFlag;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
