@@ -407,10 +407,10 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn the_audio_rendition_is_named_after_its_language() {
+    /// One 240p variant of a single 6 s segment.
+    fn small_variant() -> Variant {
         let video = segments(&[6.0], 1000);
-        let v = Variant {
+        Variant {
             uri: "240p/index.m3u8".into(),
             iframe_uri: "240p/iframes.m3u8".into(),
             bandwidth: Bandwidth::measure(&video, &[], |s| s.bytes),
@@ -419,7 +419,12 @@ mod tests {
             width: 426,
             height: 240,
             frame_rate: 25.0,
-        };
+        }
+    }
+
+    #[test]
+    fn the_audio_rendition_is_named_after_its_language() {
+        let v = small_variant();
         let master = |language: &str| {
             let audio = AudioGroup {
                 uri: "audio/index.m3u8".into(),
@@ -436,17 +441,7 @@ mod tests {
 
     #[test]
     fn master_without_audio_has_no_audio_group() {
-        let video = segments(&[6.0], 1000);
-        let v = Variant {
-            uri: "240p/index.m3u8".into(),
-            iframe_uri: "240p/iframes.m3u8".into(),
-            bandwidth: Bandwidth::measure(&video, &[], |s| s.bytes),
-            iframe_bandwidth: Bandwidth::measure(&video, &[], |s| s.bytes),
-            video_codec: "avc1.64000d".into(),
-            width: 426,
-            height: 240,
-            frame_rate: 25.0,
-        };
+        let v = small_variant();
         let text = master_playlist(SegmentFormat::Ts, &[v], None);
         assert!(!text.contains("TYPE=AUDIO"));
         assert!(!text.contains("AUDIO=\""));
