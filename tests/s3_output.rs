@@ -194,3 +194,35 @@ fn bucket_inputs_are_streamed_and_deleted_only_after_success() {
     );
     assert!(left.contains(&"incoming/notes.txt".to_string()));
 }
+
+/// The same in a bucket: what the new master no longer lists is deleted
+/// after it is written.
+#[test]
+fn a_settings_change_in_a_bucket_removes_what_the_new_master_no_longer_lists() {
+    let garage = Garage::start();
+    let state = tempfile::tempdir().expect("tempdir");
+    let transcode = |extra: &[&str]| {
+        let mut cmd = vidpipe();
+        garage.env(&mut cmd);
+        cmd.env("XDG_STATE_HOME", state.path())
+            .args([
+                "transcode-hls",
+                "fixtures/sample.mp4",
+                "-o",
+                &format!("s3://{}/vod", garage.bucket),
+            ])
+            .args(["--preset", "ultrafast", "--segment-duration", "2", "-q"])
+            .args(extra);
+        let o = run(&mut cmd);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    transcode(&["--ladder", "360:800k,240:400k"]);
+    assert!(garage.keys("vod/sample/240p/").len() > 2);
+    transcode(&["--ladder", "360:800k", "--segment-format", "fmp4"]);
+    assert!(garage.keys("vod/sample/240p/").is_empty());
+    let keys = garage.keys("vod/sample/");
+    assert!(keys.iter().all(|k| !k.ends_with(".ts")), "{keys:?}");
+    let local = tempfile::tempdir().expect("tempdir");
+    garage.download("vod/sample/", local.path());
+    assert_only_listed_files(local.path());
+}

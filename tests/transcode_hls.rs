@@ -448,3 +448,29 @@ fn thumbnail_is_the_frame_at_one_second_and_comes_back_if_deleted() {
     assert!(!ev.iter().any(|e| e["event"] == "segment_written"));
     assert!(image_psnr(&thumb, &tmp.path().join("one.png")) > 30.0);
 }
+
+/// Issue: changing the ladder left the old renditions' segments behind.
+/// A re-run with other settings removes what its new master no longer
+/// lists: a dropped rung, and the segments of the other format.
+#[test]
+fn a_settings_change_removes_what_the_new_master_no_longer_lists() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "talk.mp4", &ClipSpec::new(320, 240, 5.0));
+    let out = tmp.path().join("out");
+    let o = transcode(&[&clip], &out, &["--ladder", "240:400k,180:200k"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("talk/180p/seg_00000.ts").exists());
+
+    let o = transcode(
+        &[&clip],
+        &out,
+        &["--ladder", "240:400k", "--segment-format", "fmp4"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_only_listed_files(&out.join("talk"));
+    assert!(out.join("talk/240p/init.mp4").exists());
+    assert!(!out.join("talk/180p/seg_00000.ts").exists());
+    assert!(!out.join("talk/240p/seg_00000.ts").exists());
+    let master = std::fs::read_to_string(out.join("talk/master.m3u8")).expect("master");
+    assert!(!master.contains("180p"), "{master}");
+}

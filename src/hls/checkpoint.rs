@@ -44,6 +44,11 @@ pub struct Checkpoint {
     /// that master is gone so the new master gets it back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subtitles: Vec<String>,
+    /// Rendition directories an earlier run with other settings wrote:
+    /// once the new master is published, whatever in them the new package
+    /// does not list is removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<String>,
 }
 
 impl Checkpoint {
@@ -56,6 +61,7 @@ impl Checkpoint {
             clock,
             renditions: BTreeMap::new(),
             subtitles: Vec::new(),
+            superseded: Vec::new(),
         }
     }
 

@@ -35,6 +35,7 @@ use encode::EncodePlan;
 use ladder::{Ladder, Rendition};
 use playlist::{master_playlist, AudioGroup, Bandwidth, Variant};
 use serde::Serialize;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use worker::AUDIO_RENDITION;
 
@@ -328,7 +329,13 @@ impl Run<'_> {
             earlier => {
                 let subtitles =
                     clear_previous_output(job, self.dest, earlier.as_ref(), &probed.names)?;
-                (Checkpoint { subtitles, ..fresh }, false)
+                let superseded = earlier.map(superseded_dirs).unwrap_or_default();
+                let start = Checkpoint {
+                    subtitles,
+                    superseded,
+                    ..fresh
+                };
+                (start, false)
             }
         };
         let checkpoint = CheckpointFile::create(cp_path, start)?;
@@ -421,11 +428,60 @@ impl Run<'_> {
             probed.audio.as_ref(),
             checkpoint,
         )?;
+        self.tidy_superseded(checkpoint);
         self.reporter.report(Event::Done {
             input: self.job.input.clone(),
             master: master.clone(),
         });
         Ok(master)
+    }
+
+    /// Removes what an earlier run with other settings left in its
+    /// rendition directories and the new package does not list (a dropped
+    /// rung, segments of the other format, trailing segments). It runs after
+    /// the new master is in place, so no published playlist names a removed
+    /// file. The package is complete either way: a failure is a warning,
+    /// and the next run tries again.
+    fn tidy_superseded(&self, checkpoint: &CheckpointFile) {
+        let state = checkpoint.snapshot();
+        if state.superseded.is_empty() {
+            return;
+        }
+        let init = self.settings.segment_format.init_segment();
+        let tidied = state.superseded.iter().try_for_each(|dir| {
+            let keep: HashSet<&str> = state
+                .renditions
+                .get(dir)
+                .into_iter()
+                .flat_map(|r| r.segments.iter().map(|s| s.uri.as_str()))
+                .chain(["index.m3u8", "iframes.m3u8"])
+                .chain(init)
+                .collect();
+            let prefix = format!("{}{dir}/", self.job.prefix);
+            for key in self.dest.list(&prefix)? {
+                let name = key.strip_prefix(&prefix).unwrap_or(&key);
+                if !keep.contains(name) {
+                    self.dest.delete(&key)?;
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        });
+        let result = tidied
+            .map_err(|source| HlsError::Write {
+                path: self.dest.describe(&self.job.prefix),
+                source,
+            })
+            .and_then(|()| {
+                checkpoint
+                    .update(|cp| cp.superseded.clear())
+                    .map_err(HlsError::from)
+            });
+        if let Err(e) = result {
+            self.reporter.report(Event::Warning {
+                input: self.job.input.clone(),
+                message: format!("cannot remove what the earlier settings left: {e}"),
+            });
+        }
     }
 }
 
@@ -444,6 +500,15 @@ fn progress_weights(renditions: &[Rendition], audio: bool) -> (Vec<String>, Vec<
         weights.push(AUDIO_SHARE);
     }
     (names, weights)
+}
+
+/// The rendition directories an earlier run wrote (and any it had still to
+/// tidy itself), each once.
+fn superseded_dirs(old: Checkpoint) -> Vec<String> {
+    let mut dirs: Vec<String> = old.renditions.into_keys().chain(old.superseded).collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }
 
 /// Removes what an earlier run with other settings left, master first, so

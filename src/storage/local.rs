@@ -67,6 +67,26 @@ impl Destination for LocalDir {
         }
     }
 
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let dir = self.path(prefix);
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut keys = Vec::new();
+        // Links are not followed: a listing never reaches outside the root.
+        for entry in walkdir::WalkDir::new(&dir) {
+            let entry = entry.map_err(io::Error::other)?;
+            if entry.file_type().is_file() {
+                let rel = entry
+                    .path()
+                    .strip_prefix(&self.root)
+                    .map_err(io::Error::other)?;
+                keys.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+        Ok(keys)
+    }
+
     fn remove_incomplete(&self, prefix: &str) -> io::Result<()> {
         let root = self.path(prefix);
         if !root.is_dir() {

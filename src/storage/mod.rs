@@ -45,6 +45,10 @@ pub trait Destination: Send + Sync {
     /// Removes `key` if it exists.
     fn delete(&self, key: &str) -> io::Result<()>;
 
+    /// The keys of every stored file under `prefix` (a directory, ending in
+    /// `/`), in no particular order; nothing when there is none.
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
+
     /// Removes what an interrupted `put` under `prefix` may have left.
     fn remove_incomplete(&self, prefix: &str) -> io::Result<()>;
 

@@ -347,6 +347,14 @@ impl Destination for S3Dest {
         self.session.delete(&self.bucket, &self.key(key))
     }
 
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let objects = self.session.list(&self.bucket, &self.key(prefix))?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|o| o.key.strip_prefix(&self.prefix).map(str::to_string))
+            .collect())
+    }
+
     fn remove_incomplete(&self, _prefix: &str) -> io::Result<()> {
         // Single PUTs are atomic: an interrupted one leaves nothing behind.
         Ok(())

@@ -17,5 +17,5 @@ pub use binary::{events, run, vidpipe};
 pub use clips::{make_clip, ClipSpec};
 pub use ffprobe::{decode_master, duration_of, ffprobe, first_video_packet};
 pub use http::HttpServer;
-pub use package::{check_package, Expect};
+pub use package::{assert_only_listed_files, check_package, Expect};
 pub use playlists::{attributes, media_entries, target_duration, variants, Entry, StreamInf};

@@ -241,3 +241,48 @@ fn check_iframes(dir: &Path) {
         assert!(frames >= 1, "I-frame range of {} does not decode", e.uri);
     }
 }
+
+/// Every file in a package's rendition directories is its playlist, its
+/// I-frame playlist, its init segment or a segment the playlist lists; a
+/// directory without a playlist (a rung the package no longer has) holds
+/// nothing. What a ladder or format change left must be gone.
+pub fn assert_only_listed_files(package: &Path) {
+    let dirs = std::fs::read_dir(package).unwrap_or_else(|e| panic!("{}: {e}", package.display()));
+    for dir in dirs
+        .map(|d| d.expect("entry").path())
+        .filter(|p| p.is_dir())
+    {
+        if dir.file_name().is_some_and(|n| n == ".vidpipe") {
+            continue;
+        }
+        let playlist = dir.join("index.m3u8");
+        let listed: Vec<String> = if playlist.exists() {
+            media_entries(&playlist)
+                .into_iter()
+                .map(|e| e.uri)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for file in walkdir::WalkDir::new(&dir)
+            .into_iter()
+            .map(|e| e.expect("walk"))
+        {
+            if !file.file_type().is_file() {
+                continue;
+            }
+            let name = file
+                .path()
+                .strip_prefix(&dir)
+                .expect("below")
+                .to_string_lossy()
+                .into_owned();
+            let known = ["index.m3u8", "iframes.m3u8", "init.mp4"].contains(&name.as_str());
+            assert!(
+                playlist.exists() && (known || listed.contains(&name)),
+                "{} is left over (listed: {listed:?})",
+                file.path().display()
+            );
+        }
+    }
+}
