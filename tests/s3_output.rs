@@ -226,3 +226,33 @@ fn a_settings_change_in_a_bucket_removes_what_the_new_master_no_longer_lists() {
     garage.download("vod/sample/", local.path());
     assert_only_listed_files(local.path());
 }
+
+/// A missing object or bucket as input says which, not just "NotFound".
+#[test]
+fn a_missing_bucket_or_object_as_input_says_which() {
+    let garage = Garage::start();
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut cmd = vidpipe();
+    garage.env(&mut cmd);
+    cmd.env("XDG_STATE_HOME", state.path()).args([
+        "transcode-hls",
+        &format!("s3://{}/raw/missing.mp4", garage.bucket),
+        "s3://no-such-bucket/raw/talk.mp4",
+        "-o",
+        &format!("s3://{}/vod", garage.bucket),
+    ]);
+    let o = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no such object: s3://{}/raw/missing.mp4 does not exist",
+            garage.bucket
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no such bucket `no-such-bucket`"),
+        "{stderr}"
+    );
+}

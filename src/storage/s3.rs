@@ -163,18 +163,43 @@ impl S3Session {
         })
     }
 
-    /// Size and ETag of `key`; a missing key fails at once.
+    /// Size and ETag of `key`; a missing key (or bucket) fails at once,
+    /// saying which.
     pub fn head(&self, bucket: &str, key: &str) -> io::Result<ObjectInfo> {
+        self.find(bucket, key)?
+            .ok_or_else(|| self.missing(bucket, key))
+    }
+
+    /// Size and ETag of `key`, or `None` when there is no such object.
+    pub fn find(&self, bucket: &str, key: &str) -> io::Result<Option<ObjectInfo>> {
         let what = format!("HEAD s3://{bucket}/{key}");
         let request = retry(&self.retry, &what, || {
             self.direct.head_object().bucket(bucket).key(key).send()
         });
-        let head = self.wait(request).map_err(exhausted)?;
-        Ok(ObjectInfo {
+        let head = match self.wait(request) {
+            Ok(head) => head,
+            Err(failed) if http_status(&failed.error) == Some(404) => return Ok(None),
+            Err(failed) => return Err(exhausted(failed)),
+        };
+        Ok(Some(ObjectInfo {
             key: key.to_string(),
             size: head.content_length().unwrap_or(0).max(0) as u64,
             etag: head.e_tag().map(str::to_string),
-        })
+        }))
+    }
+
+    /// Why a HEAD of `key` found nothing, in words: no such bucket, or no
+    /// such object in it (a 404 to HEAD carries no error code to tell).
+    fn missing(&self, bucket: &str, key: &str) -> io::Error {
+        let bucket_exists = self
+            .wait(self.direct.head_bucket().bucket(bucket).send())
+            .is_ok();
+        let reason = if bucket_exists {
+            format!("no such object: s3://{bucket}/{key} does not exist")
+        } else {
+            format!("no such bucket `{bucket}` (or no access to it)")
+        };
+        io::Error::new(io::ErrorKind::NotFound, reason)
     }
 
     /// Removes `key`, retried under the session's policy.
@@ -256,6 +281,11 @@ impl S3Dest {
 /// An SDK error as an I/O error (see [`describe`]).
 pub(crate) fn failed<E: std::error::Error + 'static>(e: E) -> io::Error {
     io::Error::other(describe(&e))
+}
+
+/// The HTTP status of a service's answer, when there was one.
+fn http_status<E>(e: &aws_sdk_s3::error::SdkError<E>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
 }
 
 /// A retried request's final failure as an I/O error: its causes and the
@@ -340,7 +370,7 @@ impl Destination for S3Dest {
     }
 
     fn exists(&self, key: &str) -> bool {
-        self.session.head(&self.bucket, &self.key(key)).is_ok()
+        matches!(self.session.find(&self.bucket, &self.key(key)), Ok(Some(_)))
     }
 
     fn delete(&self, key: &str) -> io::Result<()> {
