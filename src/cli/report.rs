@@ -466,7 +466,11 @@ impl Stages {
     fn advance(&mut self, multi: &MultiProgress, stage: &str, done: u64, total: u64) {
         let bar = self.0.entry(stage.to_string()).or_insert_with(|| {
             let template = "{prefix:>10} [{bar:40}] {pos}/{len} {elapsed_precise}";
-            add_bar(multi, total.max(1), template, stage.to_string())
+            let bar = add_bar(multi, total.max(1), template, stage.to_string());
+            // Stages advance seldom (a chunk takes seconds): keep the
+            // elapsed time moving in between.
+            bar.enable_steady_tick(std::time::Duration::from_millis(500));
+            bar
         });
         bar.set_length(total.max(1));
         bar.set_position(done);

@@ -287,6 +287,18 @@ impl Run<'_> {
             .ladder
             .plan(video.display_width, video.display_height);
         let (names, weights) = progress_weights(&renditions, audio.is_some());
+        tracing::debug!(
+            "{}: {}x{} displayed, {:.3} fps, ladder {}",
+            self.job.input,
+            video.display_width,
+            video.display_height,
+            clock.fps(),
+            renditions
+                .iter()
+                .map(|r| format!("{} {}x{} {}", r.name, r.width, r.height, r.bitrate))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         self.reporter.report(Event::Ladder {
             input: self.job.input.clone(),
             renditions: names.clone(),

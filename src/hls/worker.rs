@@ -119,6 +119,12 @@ impl<'a> Segmenter<'a> {
                 state.segments.push(info.clone());
             })
             .map_err(HlsError::Checkpoint)?;
+        tracing::debug!(
+            "{} {}: segment {index} cut, {duration:.3} s, {} bytes",
+            self.shared.input,
+            self.rendition,
+            info.bytes
+        );
         self.shared.reporter.report(Event::SegmentWritten {
             input: self.shared.input.to_string(),
             rendition: self.rendition.clone(),
