@@ -17,6 +17,10 @@ pub enum Event {
     /// An input was opened and probed.
     Probe {
         input: String,
+        /// Where the input stands in its batch (from 1).
+        index: usize,
+        /// Inputs in the batch.
+        total: usize,
         width: u32,
         height: u32,
         duration: f64,
@@ -64,6 +68,10 @@ pub enum Event {
     /// An upload started or resumed: how many parts and bytes it has.
     Initialized {
         input: String,
+        /// Where the file stands in its batch (from 1).
+        index: usize,
+        /// Files in the batch.
+        total: usize,
         url: String,
         parts_total: u32,
         parts_done: u32,
@@ -222,6 +230,38 @@ impl Throttle {
     }
 }
 
+/// Where an input stands in its batch: `index` of `total`, from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// 1 for the first input.
+    pub index: usize,
+    /// Inputs in the batch.
+    pub total: usize,
+}
+
+impl Position {
+    /// The one input of a run that takes one.
+    pub const ONLY: Position = Position { index: 1, total: 1 };
+
+    /// The `i`-th (from 0) of `total`.
+    pub fn nth(i: usize, total: usize) -> Self {
+        Position {
+            index: i + 1,
+            total,
+        }
+    }
+
+    /// `3/12 ` in a batch, nothing for a single input: what a progress
+    /// line puts before the input's name.
+    pub fn label(self) -> String {
+        if self.total > 1 {
+            format!("{}/{} ", self.index, self.total)
+        } else {
+            String::new()
+        }
+    }
+}
+
 /// Receives a job's events. Implementations must be cheap: events arrive
 /// from encoder threads.
 pub trait Reporter: Send + Sync {
@@ -252,6 +292,13 @@ impl Reporter for Collected {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_position_is_labelled_only_in_a_batch() {
+        assert_eq!(Position::nth(2, 12).label(), "3/12 ");
+        assert_eq!(Position::ONLY.label(), "");
+    }
+
     use super::*;
 
     fn progress(input: &str, rendition: &str, percent: f64) -> Event {

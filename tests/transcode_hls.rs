@@ -474,3 +474,31 @@ fn a_settings_change_removes_what_the_new_master_no_longer_lists() {
     let master = std::fs::read_to_string(out.join("talk/master.m3u8")).expect("master");
     assert!(!master.contains("180p"), "{master}");
 }
+
+/// Each input's first JSON event says where it stands in the batch.
+#[test]
+fn a_batch_says_where_each_input_stands() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = make_clip(tmp.path(), "a.mp4", &ClipSpec::new(320, 240, 1.0));
+    let b = make_clip(tmp.path(), "b.mp4", &ClipSpec::new(320, 240, 1.0));
+    let out = tmp.path().join("out");
+    let o = transcode(&[&a, &b], &out, &["--progress", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let probes: Vec<(String, u64, u64)> = events(&o.stdout)
+        .iter()
+        .filter(|e| e["event"] == "probe")
+        .map(|e| {
+            let input = e["input"].as_str().expect("input");
+            let name = Path::new(input).file_name().expect("name");
+            (
+                name.to_string_lossy().into_owned(),
+                e["index"].as_u64().expect("index"),
+                e["total"].as_u64().expect("total"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        probes,
+        vec![("a.mp4".to_string(), 1, 2), ("b.mp4".to_string(), 2, 2)]
+    );
+}

@@ -124,6 +124,20 @@ fn files_of_every_size_round_trip_byte_for_byte() {
         ev.iter().filter(|e| e["event"] == "done").count(),
         sizes.len()
     );
+    // Each file's first event says where it stands in the batch.
+    let mut positions: Vec<(u64, u64)> = ev
+        .iter()
+        .filter(|e| e["event"] == "initialized")
+        .map(|e| {
+            (
+                e["index"].as_u64().expect("index"),
+                e["total"].as_u64().expect("total"),
+            )
+        })
+        .collect();
+    positions.sort_unstable();
+    let n = sizes.len() as u64;
+    assert_eq!(positions, (1..=n).map(|i| (i, n)).collect::<Vec<_>>());
     let parts_300 = ev
         .iter()
         .filter(|e| {

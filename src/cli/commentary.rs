@@ -22,6 +22,7 @@ use vidpipe::commentary::writer::Wording;
 use vidpipe::commentary::{self, CommentaryError, CommentarySettings, Job, LineSource};
 use vidpipe::config::CommentaryConfig;
 use vidpipe::inputs::expand;
+use vidpipe::progress::Position;
 use vidpipe::storage::Location;
 use vidpipe::units::Bitrate;
 
@@ -248,6 +249,7 @@ pub fn run(run: &CommentaryRun, ctx: &Ctx) -> Result<Outcome, CliError> {
         return Ok(Outcome::SomeFailed);
     };
     let job = Job {
+        position: Position::ONLY,
         input: item.source.clone(),
         open: item.open.clone(),
         identity: item.identity.clone(),

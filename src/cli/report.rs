@@ -18,7 +18,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
-use vidpipe::progress::{Event, Reporter, Silent, Throttle};
+use vidpipe::progress::{Event, Position, Reporter, Silent, Throttle};
 
 /// What `--progress` shows, once `auto` is resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +140,8 @@ pub struct Bars {
 /// Every input's bars.
 #[derive(Default)]
 struct BarState {
+    /// Where each probed input stands in its batch (`3/12 `), for its bars.
+    positions: HashMap<String, String>,
     /// Transcodes by input.
     transcodes: HashMap<String, Transcode>,
     /// Commentary stages by input.
@@ -178,6 +180,15 @@ impl Reporter for Bars {
             return;
         };
         match event {
+            Event::Probe {
+                input,
+                index,
+                total,
+                ..
+            } => {
+                let label = Position { index, total }.label();
+                state.positions.insert(input, label);
+            }
             Event::Ladder { .. }
             | Event::Progress { .. }
             | Event::SegmentWritten { .. }
@@ -200,7 +211,7 @@ impl Reporter for Bars {
                 state.clear_when_idle(&self.multi);
             }
             // Warnings and errors are printed by the [`Console`].
-            Event::Probe { .. } | Event::PartDone { .. } | Event::Presigned { .. } => {}
+            Event::PartDone { .. } | Event::Presigned { .. } => {}
             Event::Warning { .. } => {}
         }
     }
@@ -216,7 +227,8 @@ impl Bars {
                 renditions,
                 weights,
             } => {
-                let transcode = Transcode::new(multi, &input, renditions, weights);
+                let label = state.positions.remove(&input).unwrap_or_default();
+                let transcode = Transcode::new(multi, &input, &label, renditions, weights);
                 if let Some(old) = state.transcodes.insert(input, transcode) {
                     old.clear(multi);
                 }
@@ -302,13 +314,17 @@ impl Bars {
         match event {
             Event::Initialized {
                 input,
+                index,
+                total,
                 bytes_total,
-                parts_done,
-                parts_total,
                 ..
             } => {
-                let parts = format!("{parts_done}/{parts_total} parts");
-                state.uploads.start(multi, input, bytes_total, parts);
+                let name = format!(
+                    "{}{}",
+                    Position { index, total }.label(),
+                    vidpipe::inputs::stem_of(&input)
+                );
+                state.uploads.start(multi, input, name, bytes_total);
             }
             Event::UploadProgress {
                 input, bytes_done, ..
@@ -399,12 +415,19 @@ struct Transcode {
 }
 
 impl Transcode {
-    fn new(multi: &MultiProgress, input: &str, names: Vec<String>, weights: Vec<f64>) -> Self {
+    /// Bars for `input`, its name led by `label` (its place in the batch).
+    fn new(
+        multi: &MultiProgress,
+        input: &str,
+        label: &str,
+        names: Vec<String>,
+        weights: Vec<f64>,
+    ) -> Self {
         let overall = add_bar(
             multi,
             1000,
             "{prefix:>10} [{bar:40}] {percent:>3}% {elapsed_precise} eta {eta}",
-            vidpipe::inputs::stem_of(input),
+            format!("{label}{}", vidpipe::inputs::stem_of(input)),
         );
         let renditions = names
             .into_iter()
@@ -501,18 +524,13 @@ struct UploadFile {
 }
 
 impl Uploads {
-    fn start(&mut self, multi: &MultiProgress, input: String, size: u64, parts: String) {
+    /// A bar for `input` shown as `name`.
+    fn start(&mut self, multi: &MultiProgress, input: String, name: String, size: u64) {
         let total = self
             .total
             .get_or_insert_with(|| add_bar(multi, 0, UPLOAD_TEMPLATE, "total".into()));
         total.inc_length(size);
-        let bar = add_bar(
-            multi,
-            size.max(1),
-            UPLOAD_TEMPLATE,
-            vidpipe::inputs::stem_of(&input),
-        );
-        bar.set_message(parts);
+        let bar = add_bar(multi, size.max(1), UPLOAD_TEMPLATE, name);
         let file = UploadFile {
             bar: Some(bar),
             done: 0,
@@ -614,6 +632,8 @@ mod tests {
     fn initialized(input: &str, bytes_total: u64) -> Event {
         Event::Initialized {
             input: input.into(),
+            index: 1,
+            total: 2,
             url: format!("s3://b/{input}"),
             parts_total: 4,
             parts_done: 0,

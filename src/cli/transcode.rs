@@ -16,6 +16,7 @@ use vidpipe::hls::ladder::Ladder;
 use vidpipe::hls::{self, HlsError, Job, TranscodeSettings};
 use vidpipe::inputs::{expand, InputItem, Shard};
 use vidpipe::media::mux::SegmentFormat;
+use vidpipe::progress::Position;
 use vidpipe::storage::{Destination, Location, S3Session};
 
 /// Everything `transcode-hls` needs to run.
@@ -157,8 +158,15 @@ pub fn run(run: &TranscodeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
     }
     let dest = ctx.destination(&run.output)?;
     let mut failed = problems.len();
-    for item in &items {
-        match transcode_one(run, ctx, item, dest.as_ref(), session.as_deref()) {
+    for (i, item) in items.iter().enumerate() {
+        let position = Position::nth(i, items.len());
+        match transcode_one(
+            run,
+            ctx,
+            (item, position),
+            dest.as_ref(),
+            session.as_deref(),
+        ) {
             Ok(true) => {}
             Ok(false) => failed += 1,
             Err(outcome) => return Ok(outcome),
@@ -172,11 +180,12 @@ pub fn run(run: &TranscodeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
 fn transcode_one(
     run: &TranscodeRun,
     ctx: &Ctx,
-    item: &InputItem,
+    (item, position): (&InputItem, Position),
     dest: &dyn Destination,
     session: Option<&S3Session>,
 ) -> Result<bool, Outcome> {
     let job = Job {
+        position,
         input: item.source.clone(),
         open: item.open.clone(),
         prefix: format!("{}/", item.stem),

@@ -119,6 +119,8 @@ pub struct Job {
     pub open: String,
     /// Identity of the input (size, mtime) for the resume state.
     pub identity: String,
+    /// Where the video stands in its batch.
+    pub position: crate::progress::Position,
     /// Local directory for the state file, PCM and temp files
     /// ([`crate::state::OutputState::commentary_dir`]).
     pub work_dir: PathBuf,

@@ -211,6 +211,8 @@ fn probe_video(
     }
     reporter.report(Event::Probe {
         input: job.input.clone(),
+        index: job.position.index,
+        total: job.position.total,
         width: probe.width,
         height: probe.height,
         duration: probe.duration,

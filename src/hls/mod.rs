@@ -167,6 +167,8 @@ pub struct Job {
     pub state_dir: PathBuf,
     /// Identity of the input for the checkpoint (size, mtime...).
     pub identity: String,
+    /// Where the input stands in its batch.
+    pub position: crate::progress::Position,
 }
 
 /// What a finished input produced.
@@ -276,6 +278,8 @@ impl Run<'_> {
         );
         self.reporter.report(Event::Probe {
             input: self.job.input.clone(),
+            index: self.job.position.index,
+            total: self.job.position.total,
             width: video.display_width,
             height: video.display_height,
             duration: info.duration,
@@ -690,6 +694,7 @@ mod tests {
         dest.put("clip/master.m3u8/held", b"x").expect("put");
         dest.put("clip/720p/index.m3u8", b"#EXTM3U").expect("put");
         let job = Job {
+            position: crate::progress::Position::ONLY,
             input: "clip.mp4".into(),
             open: "clip.mp4".into(),
             prefix: "clip/".into(),

@@ -17,7 +17,7 @@
 pub mod journal;
 pub mod plan;
 
-use crate::progress::{Event, Reporter};
+use crate::progress::{Event, Position, Reporter};
 use crate::storage::kind::{self, ObjectHeaders};
 use crate::storage::retry::describe;
 use crate::storage::retry::{retry, Failed, RetryPolicy, Transient, Verdict};
@@ -126,8 +126,9 @@ pub fn upload_all(
     let policy = RetryPolicy::attempts(settings.attempts);
     let limit = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     session.wait(async {
-        let uploads = items.iter().map(|item| {
+        let uploads = items.iter().enumerate().map(|(i, item)| {
             let ctx = Upload {
+                position: Position::nth(i, items.len()),
                 data: &data,
                 control: &control,
                 policy: &policy,
@@ -431,6 +432,8 @@ struct Upload<'a> {
     /// How parts and single PUTs are retried.
     policy: &'a RetryPolicy,
     item: &'a UploadItem,
+    /// Where the file stands in the batch.
+    position: Position,
     settings: &'a UploadSettings,
     journal_dir: &'a Path,
     reporter: &'a dyn Reporter,
@@ -519,6 +522,8 @@ impl Upload<'_> {
         let resumed = journal.parts.len() as u32;
         self.reporter.report(Event::Initialized {
             input: self.name(),
+            index: self.position.index,
+            total: self.position.total,
             url: self.item.url(),
             parts_total: total,
             parts_done: resumed,
@@ -578,6 +583,8 @@ impl Upload<'_> {
             .map_err(|e| UploadError::Remote(e.to_string()))?;
         self.reporter.report(Event::Initialized {
             input: self.name(),
+            index: self.position.index,
+            total: self.position.total,
             url: self.item.url(),
             parts_total: 1,
             parts_done: 0,
