@@ -28,6 +28,9 @@ _vidpipe() {
             vidpipe,probe)
                 cmd="vidpipe__subcmd__probe"
                 ;;
+            vidpipe,prune)
+                cmd="vidpipe__subcmd__prune"
+                ;;
             vidpipe,transcode-hls)
                 cmd="vidpipe__subcmd__transcode__subcmd__hls"
                 ;;
@@ -46,6 +49,9 @@ _vidpipe() {
             vidpipe__subcmd__help,probe)
                 cmd="vidpipe__subcmd__help__subcmd__probe"
                 ;;
+            vidpipe__subcmd__help,prune)
+                cmd="vidpipe__subcmd__help__subcmd__prune"
+                ;;
             vidpipe__subcmd__help,transcode-hls)
                 cmd="vidpipe__subcmd__help__subcmd__transcode__subcmd__hls"
                 ;;
@@ -59,7 +65,7 @@ _vidpipe() {
 
     case "${cmd}" in
         vidpipe)
-            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --retry-for --help --version transcode-hls upload-chunked captions commentary probe help"
+            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --retry-for --help --version transcode-hls upload-chunked captions commentary probe prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -249,7 +255,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__help)
-            opts="transcode-hls upload-chunked captions commentary probe help"
+            opts="transcode-hls upload-chunked captions commentary probe prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -318,6 +324,20 @@ _vidpipe() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vidpipe__subcmd__help__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vidpipe__subcmd__help__subcmd__transcode__subcmd__hls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -353,6 +373,44 @@ _vidpipe() {
                 return 0
             fi
             case "${prev}" in
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bars json none" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidpipe__subcmd__prune)
+            opts="-v -q -h -V --older-than --dry-run --expire --abort-uploads --lifecycle --allow-root --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --older-than)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lifecycle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bars json none" -- "${cur}"))
                     return 0

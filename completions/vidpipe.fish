@@ -40,6 +40,7 @@ complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "upload-chunked" -d 
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "captions" -d 'Segment transcripts (SRT, WebVTT, JSON; one per language) into WebVTT segments and HLS subtitle playlists, once (VOD) or live while the transcripts grow (--follow)'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "commentary" -d 'Speak commentary over a video: fixed-interval MP4 chunks built in parallel (voice mixed over the ducked original audio), then joined'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
+complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "prune" -d 'Delete stale segments, chunks, state and incomplete uploads without breaking a stream a player is reading (for cron)'
 complete -c vidpipe -n "__fish_vidpipe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -s o -l output -d 'Output directory or s3://bucket/prefix; each input gets DEST/<input-stem>/' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l ladder -d 'Ladder rungs as SHORT_SIDE:BITRATE pairs [default: 1080:5000k,720:2800k,480:1400k,360:800k,240:400k]' -r
@@ -145,9 +146,27 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s v -l verbose -
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s V -l version -d 'Print version'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "upload-chunked" -d 'Upload files to S3 with parallel multipart parts, per-part retries and checksums, resuming an interrupted upload on re-run'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "captions" -d 'Segment transcripts (SRT, WebVTT, JSON; one per language) into WebVTT segments and HLS subtitle playlists, once (VOD) or live while the transcripts grow (--follow)'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "commentary" -d 'Speak commentary over a video: fixed-interval MP4 chunks built in parallel (voice mixed over the ducked original audio), then joined'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l older-than -d 'Age beyond which a file may go, e.g. 10m or 1d; a job or live playlist that changed within it is in progress' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l lifecycle -d 'Install a bucket lifecycle rule for each s3:// DEST: abort incomplete multipart uploads after DAYS (with --expire, also delete objects after DAYS)' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
+bars\t'Progress bars on stderr'
+json\t'NDJSON events on stdout'
+none\t'No progress output'"
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l retry-for -d 'How long an S3 request that fails for a passing reason (connection refused or reset, 5xx, SlowDown) is retried before the input fails, e.g. 30s or 5m [default: 2m]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l dry-run -d 'Print what would be deleted and why; delete nothing'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l expire -d 'Also delete whole published outputs older than --older-than, master playlist first (and, under a prefix of plain files, the files older than it)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l abort-uploads -d 'Abort incomplete multipart uploads under each s3:// DEST started longer ago than --older-than, and forget their journals'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l allow-root -d 'Let --expire work on a filesystem root, the home directory or a whole bucket'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -s V -l version -d 'Print version'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe prune help" -f -a "transcode-hls" -d 'Transcode videos into adaptive-bitrate HLS (master, media and I-frame playlists, thumbnail), resuming after a crash'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe prune help" -f -a "upload-chunked" -d 'Upload files to S3 with parallel multipart parts, per-part retries and checksums, resuming an interrupted upload on re-run'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe prune help" -f -a "captions" -d 'Segment transcripts (SRT, WebVTT, JSON; one per language) into WebVTT segments and HLS subtitle playlists, once (VOD) or live while the transcripts grow (--follow)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe prune help" -f -a "commentary" -d 'Speak commentary over a video: fixed-interval MP4 chunks built in parallel (voice mixed over the ducked original audio), then joined'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe prune help" -f -a "probe" -d 'Print facts about a media file or URL as JSON'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe prune help" -f -a "prune" -d 'Delete stale segments, chunks, state and incomplete uploads without breaking a stream a player is reading (for cron)'
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand help; and not __fish_seen_subcommand_from transcode-hls upload-chunked captions commentary probe prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -36,6 +36,8 @@ pub struct ConfigFile {
     pub captions: Option<CaptionsConfig>,
     /// Defaults for `commentary`.
     pub commentary: Option<CommentaryConfig>,
+    /// Defaults for `prune`.
+    pub prune: Option<PruneConfig>,
 }
 
 /// One config value as written: a boolean, a number or text (`6`, `"6s"`,
@@ -108,6 +110,24 @@ pub struct UploadConfig {
     pub json: Setting,
     /// `--content-type`.
     pub content_type: Setting,
+}
+
+/// The `prune:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PruneConfig {
+    /// `--older-than`.
+    pub older_than: Setting,
+    /// `--dry-run`.
+    pub dry_run: Setting,
+    /// `--expire`.
+    pub expire: Setting,
+    /// `--abort-uploads`.
+    pub abort_uploads: Setting,
+    /// `--lifecycle`.
+    pub lifecycle: Setting,
+    /// `--allow-root`.
+    pub allow_root: Setting,
 }
 
 /// The `captions:` section.

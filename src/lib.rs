@@ -22,6 +22,7 @@ pub mod inputs;
 pub mod language;
 pub mod media;
 pub mod progress;
+pub mod prune;
 pub mod state;
 pub mod storage;
 pub mod units;

@@ -7,7 +7,7 @@
 //! which is exactly what `--progress json` prints.
 
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 /// Something a job wants the user (or a CI script) to know.
@@ -151,6 +151,51 @@ pub enum Event {
         path: String,
         chunks: u32,
     },
+    /// prune deleted a file (in a dry run: would delete it).
+    Deleted {
+        path: String,
+        bytes: u64,
+        reason: String,
+        dry_run: bool,
+    },
+    /// prune keeps a file (reported in dry runs).
+    Kept {
+        path: String,
+        bytes: u64,
+        reason: String,
+    },
+    /// prune aborted an incomplete multipart upload (in a dry run: would).
+    UploadAborted {
+        url: String,
+        upload_id: String,
+        dry_run: bool,
+    },
+    /// prune finished one destination: files and bytes deleted and kept
+    /// by reason.
+    #[serde(rename = "summary")]
+    PruneSummary {
+        dest: String,
+        dry_run: bool,
+        deleted: BTreeMap<String, Count>,
+        kept: BTreeMap<String, Count>,
+        uploads_aborted: u64,
+        failed: u64,
+    },
+}
+
+/// Files and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Count {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Count {
+    /// One more file of `bytes`.
+    pub fn add(&mut self, bytes: u64) {
+        self.files += 1;
+        self.bytes += bytes;
+    }
 }
 
 impl Event {

@@ -49,6 +49,9 @@ use std::path::{Path, PathBuf};
 /// Name of the state directory beside a local output.
 const STATE_DIR: &str = ".vidpipe";
 
+/// Name of the live captions state file.
+const LIVE_STATE: &str = "captions-live.json";
+
 /// Suffix of the copy a damaged state file is kept as.
 pub const DAMAGED_SUFFIX: &str = ".damaged";
 
@@ -124,13 +127,43 @@ impl OutputState {
         } else {
             self.base.clone()
         };
-        dir.join("captions-live.json")
+        dir.join(LIVE_STATE)
     }
 
     /// The commentary work directory (state, decoded audio, local chunks):
     /// `<base>/.vidpipe/commentary`.
     pub fn commentary_dir(&self) -> PathBuf {
         self.base.join(STATE_DIR).join("commentary")
+    }
+
+    /// For an output whose state is not beside it (a bucket): every state
+    /// file kept on this machine, each with the key it would have beside
+    /// the output (`<stem>/.vidpipe/checkpoint.json`,
+    /// `.vidpipe/captions-live.json`, ...) and its modification time.
+    /// Nothing for a local output, whose state is part of it.
+    pub fn kept_elsewhere(&self) -> Vec<(String, std::time::SystemTime)> {
+        if self.beside_output {
+            return Vec::new();
+        }
+        walkdir::WalkDir::new(&self.base)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .filter_map(|e| {
+                let modified = e.metadata().ok()?.modified().ok()?;
+                let relative = e.path().strip_prefix(&self.base).ok()?.to_str()?;
+                let relative = relative.replace('\\', "/");
+                let key = match relative.strip_suffix(LIVE_STATE) {
+                    // A bucket's live state sits where its output would be.
+                    Some(dir) if !relative.contains(STATE_DIR) => {
+                        format!("{dir}{STATE_DIR}/{LIVE_STATE}")
+                    }
+                    _ if relative.contains(STATE_DIR) => relative,
+                    _ => return None,
+                };
+                Some((key, modified))
+            })
+            .collect()
     }
 }
 

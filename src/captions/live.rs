@@ -238,6 +238,9 @@ impl<'a> Follower<'a> {
                     Err(e) => self.failed(track, tick, &e),
                 }
             }
+            // Saved every tick, changed or not: its time tells `prune`
+            // that this stream is still running.
+            self.state.save(&self.live.state_path)?;
             None
         };
         let (segments, objects) = self.stored;

@@ -79,6 +79,48 @@ pub enum Command {
     Commentary(CommentaryArgs),
     /// Print facts about a media file or URL as JSON.
     Probe(ProbeArgs),
+    /// Delete stale segments, chunks, state and incomplete uploads without
+    /// breaking a stream a player is reading (for cron).
+    Prune(PruneArgs),
+}
+
+/// Arguments of `prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Local directories or s3://bucket/prefix to clean up.
+    #[arg(required = true, value_name = "DEST")]
+    pub dests: Vec<String>,
+
+    /// Age beyond which a file may go, e.g. 10m or 1d; a job or live
+    /// playlist that changed within it is in progress.
+    #[arg(long, env = "VIDPIPE_PRUNE_OLDER_THAN", value_name = "DURATION")]
+    pub older_than: Option<String>,
+
+    /// Print what would be deleted and why; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also delete whole published outputs older than --older-than,
+    /// master playlist first (and, under a prefix of plain files, the
+    /// files older than it).
+    #[arg(long)]
+    pub expire: bool,
+
+    /// Abort incomplete multipart uploads under each s3:// DEST started
+    /// longer ago than --older-than, and forget their journals.
+    #[arg(long)]
+    pub abort_uploads: bool,
+
+    /// Install a bucket lifecycle rule for each s3:// DEST: abort
+    /// incomplete multipart uploads after DAYS (with --expire, also delete
+    /// objects after DAYS).
+    #[arg(long, env = "VIDPIPE_PRUNE_LIFECYCLE", value_name = "DAYS")]
+    pub lifecycle: Option<String>,
+
+    /// Let --expire work on a filesystem root, the home directory or a
+    /// whole bucket.
+    #[arg(long)]
+    pub allow_root: bool,
 }
 
 /// Arguments of `captions`.

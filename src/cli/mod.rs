@@ -17,6 +17,7 @@ pub mod context;
 pub mod error;
 pub mod layers;
 pub mod probe;
+pub mod prune;
 pub mod report;
 pub mod transcode;
 pub mod upload;
@@ -60,6 +61,7 @@ pub fn execute(cli: &Cli, layers: &Layers, ctx: &Ctx) -> Result<Outcome, CliErro
         Command::Captions(args) => step(layers, args, ctx, captions::settings, captions::run),
         Command::Commentary(args) => step(layers, args, ctx, commentary::settings, commentary::run),
         Command::Probe(args) => step(layers, args, ctx, probe::settings, probe::run),
+        Command::Prune(args) => step(layers, args, ctx, prune::settings, prune::run),
     }
 }
 

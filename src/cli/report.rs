@@ -18,7 +18,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
-use vidpipe::progress::{Event, Position, Reporter, Silent, Throttle};
+use vidpipe::progress::{Count, Event, Position, Reporter, Silent, Throttle};
 
 /// What `--progress` shows, once `auto` is resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +150,8 @@ struct BarState {
     uploads: Uploads,
     /// Live captions.
     live: Option<LiveSpinner>,
+    /// A prune: files deleted so far.
+    prune: Option<(ProgressBar, Count)>,
 }
 
 impl Bars {
@@ -206,13 +208,14 @@ impl Reporter for Bars {
             Event::Tick { .. } | Event::PlaylistWritten { .. } | Event::CaptionsDone { .. } => {
                 self.captions(&mut state, event)
             }
+            Event::Deleted { .. } | Event::PruneSummary { .. } => self.prune(&mut state, event),
             Event::Error { input, .. } => {
                 state.fail(&self.multi, &input);
                 state.clear_when_idle(&self.multi);
             }
             // Warnings and errors are printed by the [`Console`].
             Event::PartDone { .. } | Event::Presigned { .. } => {}
-            Event::Warning { .. } => {}
+            Event::Warning { .. } | Event::Kept { .. } | Event::UploadAborted { .. } => {}
         }
     }
 }
@@ -362,6 +365,32 @@ impl Bars {
     }
 }
 
+impl Bars {
+    fn prune(&self, state: &mut BarState, event: Event) {
+        match event {
+            Event::Deleted { bytes, dry_run, .. } => {
+                let (spinner, deleted) = state
+                    .prune
+                    .get_or_insert_with(|| (spinner(&self.multi), Count::default()));
+                deleted.add(bytes);
+                let verb = if dry_run { "to delete" } else { "deleted" };
+                spinner.set_message(format!(
+                    "prune: {} files {verb} ({})",
+                    deleted.files,
+                    indicatif::HumanBytes(deleted.bytes)
+                ));
+                spinner.tick();
+            }
+            Event::PruneSummary { .. } => {
+                if let Some((spinner, _)) = state.prune.take() {
+                    clear(&self.multi, &spinner);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 impl BarState {
     /// `input` failed: its bars go, whatever kind they are.
     fn fail(&mut self, multi: &MultiProgress, input: &str) {
@@ -380,7 +409,8 @@ impl BarState {
         let idle = self.transcodes.is_empty()
             && self.stages.is_empty()
             && !self.uploads.running()
-            && self.live.is_none();
+            && self.live.is_none()
+            && self.prune.is_none();
         if idle {
             let _ = multi.clear();
         }
@@ -599,14 +629,22 @@ struct LiveSpinner {
     stored: u64,
 }
 
+/// A spinner with the elapsed time and a message, at the bottom of `multi`.
+fn spinner(multi: &MultiProgress) -> ProgressBar {
+    let spinner = multi.add(ProgressBar::new_spinner());
+    spinner.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    spinner
+}
+
 impl LiveSpinner {
     fn new(multi: &MultiProgress) -> Self {
-        let spinner = multi.add(ProgressBar::new_spinner());
-        spinner.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        LiveSpinner { spinner, stored: 0 }
+        LiveSpinner {
+            spinner: spinner(multi),
+            stored: 0,
+        }
     }
 
     fn tick(&mut self, tick: u64, segments: u64, objects: u64) {

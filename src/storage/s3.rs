@@ -15,8 +15,10 @@ use super::kind;
 use super::retry::{describe, retry, Failed, RetryPolicy, Transient, Verdict};
 use super::Destination;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +72,8 @@ pub struct ObjectInfo {
     pub size: u64,
     /// Its ETag, when the server gives one.
     pub etag: Option<String>,
+    /// When it was stored, when the server says.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 impl S3Session {
@@ -185,6 +189,7 @@ impl S3Session {
             key: key.to_string(),
             size: head.content_length().unwrap_or(0).max(0) as u64,
             etag: head.e_tag().map(str::to_string),
+            modified: head.last_modified().and_then(|t| (*t).try_into().ok()),
         }))
     }
 
@@ -214,28 +219,102 @@ impl S3Session {
     /// Every object under `prefix`, in key order.
     pub fn list(&self, bucket: &str, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
         let mut objects = Vec::new();
+        self.list_pages(bucket, prefix, &mut |page| {
+            objects.extend(page);
+            Ok(())
+        })?;
+        Ok(objects)
+    }
+
+    /// The objects under `prefix`, in key order, handed to `visit` one
+    /// page (up to 1000) at a time, so a huge prefix is never held in
+    /// memory; stops at `visit`'s first error.
+    pub fn list_pages(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        visit: &mut dyn FnMut(Vec<ObjectInfo>) -> io::Result<()>,
+    ) -> io::Result<()> {
         let mut token: Option<String> = None;
         loop {
-            let request = self
-                .client
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.take())
-                .send();
-            let page = self.wait(request).map_err(failed)?;
-            objects.extend(page.contents().iter().filter_map(|o| {
-                Some(ObjectInfo {
-                    key: o.key()?.to_string(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                    etag: o.e_tag().map(str::to_string),
-                })
-            }));
+            let what = format!("LIST s3://{bucket}/{prefix}");
+            let request = retry(&self.retry, &what, || {
+                self.direct
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token.clone())
+                    .send()
+            });
+            let page = self.wait(request).map_err(|e| {
+                if e.error.code() == Some("NoSuchBucket") {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("no such bucket `{bucket}`"),
+                    )
+                } else {
+                    exhausted(e)
+                }
+            })?;
+            visit(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| {
+                        Some(ObjectInfo {
+                            key: o.key()?.to_string(),
+                            size: o.size().unwrap_or(0).max(0) as u64,
+                            etag: o.e_tag().map(str::to_string),
+                            modified: o.last_modified().and_then(|t| (*t).try_into().ok()),
+                        })
+                    })
+                    .collect(),
+            )?;
             match page.next_continuation_token() {
                 Some(t) => token = Some(t.to_string()),
-                None => return Ok(objects),
+                None => return Ok(()),
             }
         }
+    }
+
+    /// Removes up to 1000 `keys` with one DeleteObjects request, retried
+    /// under the session's policy; returns the keys the server refused,
+    /// each with its reason. A key that did not exist is not refused.
+    pub fn delete_many(&self, bucket: &str, keys: &[String]) -> io::Result<Vec<(String, String)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io::Error::other)?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(io::Error::other)?;
+        let what = format!("DELETE {} objects in s3://{bucket}", keys.len());
+        let request = retry(&self.retry, &what, || {
+            self.direct
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete.clone())
+                .send()
+        });
+        let answer = self.wait(request).map_err(exhausted)?;
+        Ok(answer
+            .errors()
+            .iter()
+            .map(|e| {
+                let reason = match (e.code(), e.message()) {
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    (Some(code), None) => code.to_string(),
+                    (None, Some(message)) => message.to_string(),
+                    (None, None) => "refused by the server".to_string(),
+                };
+                (e.key().unwrap_or_default().to_string(), reason)
+            })
+            .collect())
     }
 
     /// A presigned GET URL for `key`, valid for `expires`. It is a bearer

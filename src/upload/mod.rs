@@ -199,6 +199,8 @@ pub struct IncompleteUpload {
     pub upload_id: String,
     /// Seconds since it was started.
     pub age_seconds: u64,
+    /// When it was started.
+    pub initiated: std::time::SystemTime,
 }
 
 /// A client whose requests the SDK retries up to `attempts` times, for the
@@ -344,27 +346,8 @@ pub fn abort(
     let mut done = Aborted::default();
     let listed = list_incomplete(session, &item.bucket, &item.key)?;
     for upload in listed.into_iter().filter(|u| u.key == item.key) {
-        let aborted = session.wait(
-            session
-                .client()
-                .abort_multipart_upload()
-                .bucket(&item.bucket)
-                .key(&item.key)
-                .upload_id(&upload.upload_id)
-                .send(),
-        );
-        match aborted {
-            Ok(_) => done.upload_ids.push(upload.upload_id),
-            // Completed or aborted meanwhile.
-            Err(e) if is_no_such_upload(&e) => {}
-            Err(e) => {
-                return Err(UploadError::Remote(format!(
-                    "cannot abort the upload {} to {}: {}",
-                    upload.upload_id,
-                    item.url(),
-                    failed(e)
-                )))
-            }
+        if abort_upload(session, &item.bucket, &upload)? {
+            done.upload_ids.push(upload.upload_id);
         }
     }
     let path = Journal::path_for(journal_dir, &item.bucket, &item.key);
@@ -373,6 +356,34 @@ pub fn abort(
         done.journal_forgotten = true;
     }
     Ok(done)
+}
+
+/// Aborts one unfinished upload; `false` when it had completed or been
+/// aborted meanwhile.
+pub fn abort_upload(
+    session: &S3Session,
+    bucket: &str,
+    upload: &IncompleteUpload,
+) -> Result<bool, UploadError> {
+    let aborted = session.wait(
+        session
+            .client()
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .send(),
+    );
+    match aborted {
+        Ok(_) => Ok(true),
+        Err(e) if is_no_such_upload(&e) => Ok(false),
+        Err(e) => Err(UploadError::Remote(format!(
+            "cannot abort the upload {} to s3://{bucket}/{}: {}",
+            upload.upload_id,
+            upload.key,
+            failed(e)
+        ))),
+    }
 }
 
 /// Unfinished multipart uploads under `prefix`, oldest first.
@@ -411,6 +422,7 @@ pub fn list_incomplete(
                 key: u.key().unwrap_or_default().to_string(),
                 upload_id: u.upload_id().unwrap_or_default().to_string(),
                 age_seconds: now.duration_since(started).map_or(0, |d| d.as_secs()),
+                initiated: started,
             });
         }
         if page.is_truncated() == Some(true) {

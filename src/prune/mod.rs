@@ -1,0 +1,714 @@
+//! Cron's cleanup: deletes what no player can still need, and nothing a
+//! player may be reading.
+//!
+//! A prune of one tree (a local directory or a bucket prefix, [`tree`])
+//! runs in three steps:
+//!
+//! 1. **Survey**: one walk keeps only what the classification needs (the
+//!    playlists, the `.vidpipe` state, the newest time of each directory),
+//!    then every playlist is read ([`playlist`]). This finds the outputs
+//!    (a directory with a master playlist or `.vidpipe` state; otherwise a
+//!    media playlist's directory) and which of them are in progress.
+//! 2. **Expire** (only with `--expire`): the playlists of outputs that are
+//!    wholly older than the limit are deleted first, masters before media
+//!    playlists, so a reader never gets a playlist naming a missing file.
+//! 3. **Sweep**: a second walk decides every file ([`Survey::decide`]) and
+//!    deletes in batches as it goes, so memory stays bounded however many
+//!    files there are.
+//!
+//! Nothing younger than the limit is ever deleted, whatever its class; an
+//! unreadable playlist protects its whole output.
+
+pub mod playlist;
+pub mod tree;
+pub mod uploads;
+
+use crate::progress::{Count, Event, Reporter};
+use playlist::{Numbered, Playlist};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::sync::mpsc::sync_channel;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+use tree::{Entry, Removal, Tree};
+
+/// Name of the state directory vidpipe keeps beside outputs.
+const STATE_DIR: &str = ".vidpipe";
+
+/// How a prune decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneSettings {
+    /// Nothing younger is deleted; a job whose state or files changed
+    /// within it is in progress; a live playlist changed within it is live.
+    pub older_than: Duration,
+    /// Report what would go, delete nothing.
+    pub dry_run: bool,
+    /// Also delete whole published outputs (and plain files) older than
+    /// the limit.
+    pub expire: bool,
+    /// The time decisions are made against.
+    pub now: SystemTime,
+}
+
+/// Why a file is kept or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// Listed by a live playlist.
+    Live,
+    /// Left a live playlist's window; its grace has not passed yet.
+    Grace,
+    /// Part of an output whose job is in progress.
+    InProgress,
+    /// Younger than `--older-than`.
+    Young,
+    /// Part of published output (kept without `--expire`).
+    Published,
+    /// Not under any output vidpipe recognises (kept without `--expire`).
+    Unrecognised,
+    /// In an output with a playlist that could not be read: never deleted
+    /// on a guess.
+    Unsure,
+    /// Left a live playlist's window, and its grace has passed.
+    LeftWindow,
+    /// A temp file of an interrupted write.
+    Temp,
+    /// State of a job finished or abandoned.
+    State,
+    /// A segment or chunk that no playlist references.
+    Unreferenced,
+    /// Part of an output older than the limit (`--expire`).
+    Expired,
+}
+
+impl Reason {
+    /// The reason in words, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::Live => "listed by a live playlist",
+            Reason::Grace => "left a live playlist, within its grace period",
+            Reason::InProgress => "part of a job in progress",
+            Reason::Young => "younger than --older-than",
+            Reason::Published => "published output",
+            Reason::Unrecognised => "not a vidpipe output",
+            Reason::Unsure => "next to a playlist that cannot be read",
+            Reason::LeftWindow => "left a live playlist, grace period over",
+            Reason::Temp => "temp file of an interrupted write",
+            Reason::State => "state of a finished or abandoned job",
+            Reason::Unreferenced => "segment no playlist references",
+            Reason::Expired => "expired output",
+        }
+    }
+
+    /// The label used in JSON and summaries.
+    pub fn label(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// What a prune of one tree did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Deleted (or, in a dry run, to be deleted), by reason.
+    pub deleted: BTreeMap<Reason, Count>,
+    /// Kept, by reason.
+    pub kept: BTreeMap<Reason, Count>,
+    /// Files that could not be deleted or read, and playlists that could
+    /// not be read.
+    pub failed: u64,
+}
+
+impl Summary {
+    /// All deleted files and bytes.
+    pub fn deleted_total(&self) -> Count {
+        total(&self.deleted)
+    }
+
+    /// All kept files and bytes.
+    pub fn kept_total(&self) -> Count {
+        total(&self.kept)
+    }
+}
+
+fn total(by_reason: &BTreeMap<Reason, Count>) -> Count {
+    by_reason.values().fold(Count::default(), |a, t| Count {
+        files: a.files + t.files,
+        bytes: a.bytes + t.bytes,
+    })
+}
+
+/// Prunes `tree`. `outside_state` is state of this tree's jobs kept
+/// elsewhere (a bucket output's checkpoints on this machine), as entries
+/// keyed like the tree's own: it marks jobs in progress, and is never
+/// deleted here. Problems with single files are reported as `error`
+/// events and counted; an error is returned only when the tree cannot be
+/// walked at all.
+pub fn prune(
+    tree: &dyn Tree,
+    settings: &PruneSettings,
+    outside_state: &[Entry],
+    reporter: &dyn Reporter,
+) -> io::Result<Summary> {
+    let sweep = Sweep {
+        tree,
+        settings,
+        reporter,
+        summary: Mutex::new(Summary::default()),
+    };
+    let survey = Survey::take(tree, settings, outside_state, &sweep)?;
+    sweep.expire_playlists(&survey);
+    sweep.sweep(&survey)?;
+    Ok(sweep.summary.into_inner().unwrap_or_default())
+}
+
+/// A decision about one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Keep(Reason),
+    Delete(Reason),
+}
+
+/// A media playlist's sliding window: which numbered files left it, and
+/// when.
+#[derive(Debug, Clone)]
+struct Window {
+    /// The listed segments, in order.
+    listed: Vec<String>,
+    /// The first listed segment's number.
+    first: u64,
+    /// Seconds a segment stays after leaving: RFC 8216 §6.2.2's segment
+    /// plus playlist duration, the segment's own duration unknown:
+    /// target duration × (listed segments + 1).
+    grace: Duration,
+}
+
+/// Where the references of one numbered series are kept compactly: the
+/// numbers listed by playlists, as ranges.
+type SeriesKey = (String, String, usize);
+
+/// What the survey found: enough to decide any file.
+#[derive(Debug, Default)]
+pub struct Survey {
+    /// Output directories (`""` is the top), with the newest time of
+    /// anything in them.
+    roots: HashMap<String, SystemTime>,
+    /// Outputs next to a playlist that could not be read.
+    unsure: HashSet<String>,
+    /// Playlists by key.
+    playlists: HashMap<String, Facts>,
+    /// Keys listed by playlists outside numbered series; `true` when a
+    /// live playlist lists them.
+    listed: HashMap<String, bool>,
+    /// Numbered series listed by playlists: ranges of numbers, and whether
+    /// live.
+    series: HashMap<SeriesKey, Vec<(u64, u64, bool)>>,
+    /// Sliding windows by series.
+    windows: HashMap<SeriesKey, Window>,
+    /// Modification times of listed segments looked up so far.
+    times: Mutex<HashMap<String, Option<SystemTime>>>,
+}
+
+/// What the survey keeps of a playlist.
+#[derive(Debug, Clone, Copy)]
+struct Facts {
+    master: bool,
+    bytes: u64,
+    modified: SystemTime,
+}
+
+/// What the first walk keeps.
+#[derive(Default)]
+struct Walked {
+    playlists: Vec<Entry>,
+    state_dirs: HashMap<String, SystemTime>,
+    newest_in_dir: HashMap<String, SystemTime>,
+}
+
+impl Survey {
+    /// Walks `tree` once and reads its playlists.
+    fn take(
+        tree: &dyn Tree,
+        settings: &PruneSettings,
+        outside_state: &[Entry],
+        sweep: &Sweep<'_>,
+    ) -> io::Result<Survey> {
+        let mut walked = Walked::default();
+        let note = |e: &Entry, walked: &mut Walked| {
+            newest(&mut walked.newest_in_dir, parent(&e.key), e.modified);
+            if let Some(root) = state_root(&e.key) {
+                newest(&mut walked.state_dirs, root, e.modified);
+            }
+        };
+        tree.walk(
+            &mut |e| {
+                note(&e, &mut walked);
+                if is_playlist(&e.key) {
+                    walked.playlists.push(e);
+                }
+                Ok(())
+            },
+            &mut |at, why| sweep.problem(&at, &why),
+        )?;
+        for e in outside_state {
+            note(e, &mut walked);
+        }
+        let mut survey = Survey::default();
+        let mut parsed = Vec::new();
+        for entry in &walked.playlists {
+            let read = tree
+                .read(&entry.key)
+                .map_err(|e| crate::inputs::describe_io(&e))
+                .and_then(|bytes| {
+                    let text = String::from_utf8(bytes)
+                        .map_err(|_| "not a playlist: it is not UTF-8 text".to_string())?;
+                    Playlist::parse(&entry.key, &text)
+                });
+            match read {
+                Ok(p) => parsed.push((entry, p)),
+                // Deleted meanwhile (an expiring prune, a re-run): nothing
+                // to decide about it.
+                Err(why) if tree.modified(&entry.key).ok() == Some(None) => {
+                    tracing::debug!("{}: gone while reading it ({why})", entry.key);
+                }
+                Err(why) => {
+                    sweep.problem(
+                        &tree.describe(&entry.key),
+                        &format!("{why}; the files of its output are kept"),
+                    );
+                    survey.unsure.insert(parent(&entry.key).to_string());
+                }
+            }
+        }
+        survey.find_roots(&walked, &parsed);
+        for (entry, p) in parsed {
+            let live = !p.ended && age(settings.now, entry.modified) < settings.older_than;
+            let facts = Facts {
+                master: p.master,
+                bytes: entry.bytes,
+                modified: entry.modified,
+            };
+            survey.playlists.insert(entry.key.clone(), facts);
+            survey.add_references(&p, live);
+            if !p.master {
+                survey.add_window(&p);
+            }
+        }
+        // An unreadable playlist protects the output it is in.
+        survey.unsure = survey
+            .unsure
+            .iter()
+            .map(|dir| survey.root_of(dir).unwrap_or(dir).to_string())
+            .collect();
+        Ok(survey)
+    }
+
+    /// Outputs: directories of masters and of `.vidpipe` state, then
+    /// directories of media playlists no master lists and that are not
+    /// inside one of those; each with the newest time in it.
+    fn find_roots(&mut self, walked: &Walked, parsed: &[(&Entry, Playlist)]) {
+        let mut by_master = HashSet::new();
+        for (entry, p) in parsed.iter().filter(|(_, p)| p.master) {
+            self.roots
+                .insert(parent(&entry.key).to_string(), SystemTime::UNIX_EPOCH);
+            by_master.extend(p.references.iter().cloned());
+        }
+        for dir in walked.state_dirs.keys() {
+            self.roots.insert(dir.clone(), SystemTime::UNIX_EPOCH);
+        }
+        let standalone: Vec<String> = parsed
+            .iter()
+            .filter(|(e, p)| !p.master && !by_master.contains(&e.key))
+            .map(|(e, _)| parent(&e.key).to_string())
+            .filter(|dir| self.root_of(dir).is_none())
+            .collect();
+        for dir in standalone {
+            self.roots.insert(dir, SystemTime::UNIX_EPOCH);
+        }
+        for (dir, time) in &walked.newest_in_dir {
+            if let Some(root) = self.root_of(dir).map(str::to_string) {
+                newest(&mut self.roots, &root, *time);
+            }
+        }
+    }
+
+    /// The nearest output directory at or above `dir`.
+    fn root_of<'d>(&self, dir: &'d str) -> Option<&'d str> {
+        let mut current = dir;
+        loop {
+            if self.roots.contains_key(current) {
+                return Some(current);
+            }
+            if current.is_empty() {
+                return None;
+            }
+            current = parent(current);
+        }
+    }
+
+    fn add_references(&mut self, p: &Playlist, live: bool) {
+        let mut numbered: Option<(SeriesKey, u64, u64)> = None;
+        let series_of_segments = consecutive(&p.segments);
+        if let Some((first, last)) = &series_of_segments {
+            numbered = Some((series_key(first), first.number, last.number));
+        }
+        for key in &p.references {
+            let in_series = numbered.as_ref().is_some_and(|(s, lo, hi)| {
+                Numbered::split(key)
+                    .is_some_and(|n| series_key(&n) == *s && (*lo..=*hi).contains(&n.number))
+            });
+            if !in_series {
+                let entry = self.listed.entry(key.clone()).or_insert(false);
+                *entry |= live;
+            }
+        }
+        if let Some((series, lo, hi)) = numbered {
+            self.series.entry(series).or_default().push((lo, hi, live));
+        }
+    }
+
+    fn add_window(&mut self, p: &Playlist) {
+        let Some((first, _)) = consecutive(&p.segments) else {
+            return;
+        };
+        let window = Window {
+            listed: p.segments.clone(),
+            first: first.number,
+            grace: Duration::from_secs_f64(p.target_duration * (p.segments.len() as f64 + 1.0)),
+        };
+        self.windows.insert(series_key(&first), window);
+    }
+
+    /// Whether a playlist lists `key`: `Some(true)` a live one.
+    fn listing(&self, key: &str) -> Option<bool> {
+        if let Some(live) = self.listed.get(key) {
+            return Some(*live);
+        }
+        let n = Numbered::split(key)?;
+        let ranges = self.series.get(&series_key(&n))?;
+        let matching = ranges
+            .iter()
+            .filter(|(lo, hi, _)| (*lo..=*hi).contains(&n.number));
+        matching.fold(None, |acc, (_, _, live)| Some(acc.unwrap_or(false) | live))
+    }
+
+    /// The sliding window `key` left, and when it left it at the latest.
+    ///
+    /// Segment N left when the playlist first listed segment N + W (W
+    /// listed at once); that segment was stored just before. When it is no
+    /// longer listed either, N left before the first listed one was
+    /// stored. `None` when `key` is not a segment that left a window, or
+    /// the time cannot be known (then it is kept).
+    fn left_window(&self, tree: &dyn Tree, key: &str) -> Option<(&Window, Option<SystemTime>)> {
+        let n = Numbered::split(key)?;
+        let window = self.windows.get(&series_key(&n))?;
+        if n.number >= window.first {
+            return None;
+        }
+        let width = window.listed.len() as u64;
+        let index = (n.number + width).max(window.first) - window.first;
+        let witness = window.listed.get(usize::try_from(index).ok()?)?;
+        let mut times = self.times.lock().ok()?;
+        let time = *times
+            .entry(witness.clone())
+            .or_insert_with(|| tree.modified(witness).ok().flatten());
+        Some((window, time))
+    }
+
+    /// Whether the output `root` has changed within the limit.
+    fn in_progress(&self, root: &str, settings: &PruneSettings) -> bool {
+        self.roots
+            .get(root)
+            .is_some_and(|t| age(settings.now, *t) < settings.older_than)
+    }
+
+    /// Whether `--expire` removes the whole output `root`.
+    fn expires(&self, root: &str, settings: &PruneSettings) -> bool {
+        settings.expire && !self.unsure.contains(root) && !self.in_progress(root, settings)
+    }
+
+    /// What to do with `entry` (see the module docs and the README).
+    pub fn decide(&self, tree: &dyn Tree, entry: &Entry, settings: &PruneSettings) -> Decision {
+        let old = age(settings.now, entry.modified) >= settings.older_than;
+        let gate = |reason| {
+            if old {
+                Decision::Delete(reason)
+            } else {
+                Decision::Keep(Reason::Young)
+            }
+        };
+        let Some(root) = self.root_of(parent(&entry.key)) else {
+            return if settings.expire {
+                gate(Reason::Expired)
+            } else {
+                Decision::Keep(Reason::Unrecognised)
+            };
+        };
+        if self.unsure.contains(root) {
+            return Decision::Keep(Reason::Unsure);
+        }
+        if self.expires(root, settings) {
+            return gate(Reason::Expired);
+        }
+        if self.playlists.contains_key(&entry.key) {
+            return Decision::Keep(Reason::Published);
+        }
+        match self.listing(&entry.key) {
+            Some(true) => return Decision::Keep(Reason::Live),
+            Some(false) => return Decision::Keep(Reason::Published),
+            None => {}
+        }
+        if let Some((window, left)) = self.left_window(tree, &entry.key) {
+            let over = left
+                .and_then(|t| t.checked_add(window.grace))
+                .is_some_and(|until| settings.now >= until);
+            return if over {
+                gate(Reason::LeftWindow)
+            } else {
+                Decision::Keep(Reason::Grace)
+            };
+        }
+        if is_temp(&entry.key) {
+            return gate(Reason::Temp);
+        }
+        if self.in_progress(root, settings) {
+            return Decision::Keep(Reason::InProgress);
+        }
+        if state_root(&entry.key).is_some() {
+            return gate(Reason::State);
+        }
+        if is_segment(&entry.key) {
+            return gate(Reason::Unreferenced);
+        }
+        Decision::Keep(Reason::Published)
+    }
+
+    /// The playlists `--expire` removes first: masters, then media
+    /// playlists.
+    fn expiring_playlists(&self, settings: &PruneSettings) -> [Vec<(String, u64)>; 2] {
+        let mut tiers = [Vec::new(), Vec::new()];
+        for (key, facts) in &self.playlists {
+            let root = self.root_of(parent(key)).unwrap_or("");
+            let old = age(settings.now, facts.modified) >= settings.older_than;
+            if old && self.expires(root, settings) {
+                tiers[usize::from(!facts.master)].push((key.clone(), facts.bytes));
+            }
+        }
+        tiers.iter_mut().for_each(|t| t.sort());
+        tiers
+    }
+}
+
+/// The deleting side: batches, counts and reports.
+struct Sweep<'a> {
+    tree: &'a dyn Tree,
+    settings: &'a PruneSettings,
+    reporter: &'a dyn Reporter,
+    summary: Mutex<Summary>,
+}
+
+/// Removal batches in flight at once.
+const IN_FLIGHT: usize = 4;
+
+impl Sweep<'_> {
+    fn problem(&self, at: &str, why: &str) {
+        if let Ok(mut s) = self.summary.lock() {
+            s.failed += 1;
+        }
+        self.reporter.report(Event::Error {
+            input: at.to_string(),
+            message: why.to_string(),
+        });
+    }
+
+    fn kept(&self, entry: &Entry, reason: Reason) {
+        if let Ok(mut s) = self.summary.lock() {
+            s.kept.entry(reason).or_default().add(entry.bytes);
+        }
+        if self.settings.dry_run {
+            self.reporter.report(Event::Kept {
+                path: self.tree.describe(&entry.key),
+                bytes: entry.bytes,
+                reason: reason.label(),
+            });
+        }
+    }
+
+    fn deleted(&self, key: &str, bytes: u64, reason: Reason) {
+        if let Ok(mut s) = self.summary.lock() {
+            s.deleted.entry(reason).or_default().add(bytes);
+        }
+        self.reporter.report(Event::Deleted {
+            path: self.tree.describe(key),
+            bytes,
+            reason: reason.label(),
+            dry_run: self.settings.dry_run,
+        });
+    }
+
+    /// Deletes one batch and accounts for each key.
+    fn remove(&self, batch: &[(String, u64, Reason)]) {
+        if self.settings.dry_run {
+            for (key, bytes, reason) in batch {
+                self.deleted(key, *bytes, *reason);
+            }
+            return;
+        }
+        let keys: Vec<String> = batch.iter().map(|(k, _, _)| k.clone()).collect();
+        match self.tree.remove(&keys) {
+            Ok(results) => {
+                for ((key, bytes, reason), result) in batch.iter().zip(results) {
+                    match result {
+                        Removal::Removed => self.deleted(key, *bytes, *reason),
+                        Removal::AlreadyGone => {}
+                        Removal::Failed(why) => {
+                            self.problem(&self.tree.describe(key), &format!("cannot delete: {why}"))
+                        }
+                    }
+                }
+                self.tree.tidy(&keys);
+            }
+            Err(e) => {
+                let why = crate::inputs::describe_io(&e);
+                for (key, _, _) in batch {
+                    self.problem(&self.tree.describe(key), &format!("cannot delete: {why}"));
+                }
+            }
+        }
+    }
+
+    /// Deletes the playlists of expiring outputs, masters first.
+    fn expire_playlists(&self, survey: &Survey) {
+        for tier in survey.expiring_playlists(self.settings) {
+            for chunk in tier.chunks(self.tree.batch().max(1)) {
+                let batch: Vec<_> = chunk
+                    .iter()
+                    .map(|(key, bytes)| (key.clone(), *bytes, Reason::Expired))
+                    .collect();
+                self.remove(&batch);
+            }
+        }
+    }
+
+    /// The second walk: decides every file, deleting in batches with a few
+    /// batches in flight.
+    fn sweep(&self, survey: &Survey) -> io::Result<()> {
+        let batch_size = self.tree.batch().max(1);
+        let (tx, rx) = sync_channel::<Vec<(String, u64, Reason)>>(IN_FLIGHT);
+        let rx = Mutex::new(rx);
+        std::thread::scope(|scope| {
+            for _ in 0..IN_FLIGHT {
+                scope.spawn(|| loop {
+                    let next = rx.lock().ok().and_then(|r| r.recv().ok());
+                    match next {
+                        Some(batch) => self.remove(&batch),
+                        None => return,
+                    }
+                });
+            }
+            let mut batch = Vec::with_capacity(batch_size);
+            let walked = self.tree.walk(
+                &mut |entry| {
+                    let decision = survey.decide(self.tree, &entry, self.settings);
+                    if decision == Decision::Delete(Reason::Expired)
+                        && survey.playlists.contains_key(&entry.key)
+                    {
+                        // Deleted before the sweep: already counted.
+                        return Ok(());
+                    }
+                    match decision {
+                        Decision::Keep(reason) => self.kept(&entry, reason),
+                        Decision::Delete(reason) => {
+                            batch.push((entry.key, entry.bytes, reason));
+                            if batch.len() >= batch_size {
+                                let full =
+                                    std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                                tx.send(full).map_err(io::Error::other)?;
+                            }
+                        }
+                    }
+                    Ok(())
+                },
+                &mut |at, why| self.problem(&at, &why),
+            );
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            drop(tx);
+            walked
+        })
+    }
+}
+
+/// The directory part of `key` (`""` at the top).
+fn parent(key: &str) -> &str {
+    key.rfind('/').map_or("", |i| &key[..i])
+}
+
+/// The output directory whose `.vidpipe` state `key` is part of.
+fn state_root(key: &str) -> Option<&str> {
+    let mut start = 0;
+    for part in key.split('/') {
+        if part == STATE_DIR {
+            return Some(key[..start].trim_end_matches('/'));
+        }
+        start += part.len() + 1;
+    }
+    None
+}
+
+fn newest(map: &mut HashMap<String, SystemTime>, key: &str, time: SystemTime) {
+    match map.get_mut(key) {
+        Some(t) => *t = (*t).max(time),
+        None => {
+            map.insert(key.to_string(), time);
+        }
+    }
+}
+
+/// How long ago `time` was (zero for the future).
+fn age(now: SystemTime, time: SystemTime) -> Duration {
+    now.duration_since(time).unwrap_or_default()
+}
+
+fn is_playlist(key: &str) -> bool {
+    key.ends_with(".m3u8") && state_root(key).is_none()
+}
+
+fn is_temp(key: &str) -> bool {
+    key.ends_with(crate::fsutil::PARTIAL_SUFFIX)
+}
+
+/// Media segments, init segments and commentary chunks: what jobs write
+/// in numbers and playlists list.
+fn is_segment(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
+    matches!(extension, "ts" | "m4s" | "vtt" | "webvtt" | "aac" | "m4a")
+        || (extension == "mp4" && (name.starts_with("init") || name.starts_with("chunk_")))
+}
+
+fn series_key(n: &Numbered<'_>) -> SeriesKey {
+    (n.head.to_string(), n.tail.to_string(), n.digits)
+}
+
+/// The first and last of `segments` when they are one numbered series
+/// counting up by one, as sliding live playlists are.
+fn consecutive(segments: &[String]) -> Option<(Numbered<'_>, Numbered<'_>)> {
+    let first = Numbered::split(segments.first()?)?;
+    let mut last = first.clone();
+    for (i, key) in segments.iter().enumerate().skip(1) {
+        let n = Numbered::split(key)?;
+        if !first.same_series(&n) || n.number != first.number + i as u64 {
+            return None;
+        }
+        last = n;
+    }
+    Some((first, last))
+}
+
+#[cfg(test)]
+mod tests;
