@@ -243,6 +243,10 @@ pub fn describe_io(e: &std::io::Error) -> String {
 }
 
 fn io_reason(e: &std::io::Error) -> String {
+    if e.get_ref().is_some() {
+        // An error made with its own words (e.g. "no such bucket `b`").
+        return e.to_string();
+    }
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),

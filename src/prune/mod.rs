@@ -36,6 +36,9 @@ use tree::{Entry, Removal, Tree};
 /// Name of the state directory vidpipe keeps beside outputs.
 const STATE_DIR: &str = ".vidpipe";
 
+/// The joined file of a finished commentary.
+const FINAL_OUTPUT: &str = "commentary.mp4";
+
 /// How a prune decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PruneSettings {
@@ -198,6 +201,10 @@ pub struct Survey {
     roots: HashMap<String, SystemTime>,
     /// Outputs next to a playlist that could not be read.
     unsure: HashSet<String>,
+    /// Finished outputs: a master, every playlist ended, or a joined
+    /// commentary. Their small state records stay, so a re-run of the job
+    /// costs nothing.
+    finished: HashSet<String>,
     /// Playlists by key.
     playlists: HashMap<String, Facts>,
     /// Keys listed by playlists outside numbered series; `true` when a
@@ -226,6 +233,8 @@ struct Walked {
     playlists: Vec<Entry>,
     state_dirs: HashMap<String, SystemTime>,
     newest_in_dir: HashMap<String, SystemTime>,
+    /// Directories holding a final, joined output (`commentary.mp4`).
+    final_outputs: HashSet<String>,
 }
 
 impl Survey {
@@ -248,6 +257,8 @@ impl Survey {
                 note(&e, &mut walked);
                 if is_playlist(&e.key) {
                     walked.playlists.push(e);
+                } else if e.key.rsplit('/').next() == Some(FINAL_OUTPUT) {
+                    walked.final_outputs.insert(parent(&e.key).to_string());
                 }
                 Ok(())
             },
@@ -284,6 +295,7 @@ impl Survey {
             }
         }
         survey.find_roots(&walked, &parsed);
+        survey.find_finished(&walked, &parsed);
         for (entry, p) in parsed {
             let live = !p.ended && age(settings.now, entry.modified) < settings.older_than;
             let facts = Facts {
@@ -333,6 +345,35 @@ impl Survey {
                 newest(&mut self.roots, &root, *time);
             }
         }
+    }
+
+    fn find_finished(&mut self, walked: &Walked, parsed: &[(&Entry, Playlist)]) {
+        let mut open = HashSet::new();
+        for (entry, p) in parsed {
+            let Some(root) = self.root_of(parent(&entry.key)).map(str::to_string) else {
+                continue;
+            };
+            if p.master || p.ended {
+                self.finished.insert(root);
+            } else {
+                open.insert(root);
+            }
+        }
+        for dir in &walked.final_outputs {
+            if let Some(root) = self.root_of(dir).map(str::to_string) {
+                open.remove(&root);
+                self.finished.insert(root);
+            }
+        }
+        // A master is written last; otherwise one open playlist means the
+        // output is not finished.
+        let masters: HashSet<String> = parsed
+            .iter()
+            .filter(|(_, p)| p.master)
+            .filter_map(|(e, _)| self.root_of(parent(&e.key)).map(str::to_string))
+            .collect();
+        self.finished
+            .retain(|root| masters.contains(root) || !open.contains(root));
     }
 
     /// The nearest output directory at or above `dir`.
@@ -478,6 +519,10 @@ impl Survey {
             return Decision::Keep(Reason::InProgress);
         }
         if state_root(&entry.key).is_some() {
+            // A finished job's record (JSON) stays, its scratch goes.
+            if self.finished.contains(root) && entry.key.ends_with(".json") {
+                return Decision::Keep(Reason::Published);
+            }
             return gate(Reason::State);
         }
         if is_segment(&entry.key) {

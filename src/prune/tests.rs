@@ -242,6 +242,8 @@ fn published(root: &Path) {
     file(root, "out/talk/360p/seg_00000.ts", "old ladder", 10);
     file(root, "out/talk/720p/seg_00002.ts.part", "torn", 10);
     file(root, "out/talk/thumbnail.jpg", "jpg", 40);
+    file(root, "out/talk/.vidpipe/checkpoint.json", "{}", 50);
+    file(root, "out/talk/.vidpipe/checkpoint.json.damaged", "{", 20);
 }
 
 #[test]
@@ -252,6 +254,7 @@ fn published_output_is_kept_and_only_its_leftovers_go() {
     assert_eq!(
         remaining(dir.path()),
         [
+            "out/talk/.vidpipe/checkpoint.json",
             "out/talk/720p/index.m3u8",
             "out/talk/720p/seg_00000.ts",
             "out/talk/720p/seg_00001.ts",
@@ -267,6 +270,12 @@ fn published_output_is_kept_and_only_its_leftovers_go() {
         1
     );
     assert_eq!(summary.deleted.get(&Reason::Temp).map_or(0, |c| c.files), 1);
+    // The finished job's record stays (a re-run then costs nothing), the
+    // damaged copy goes.
+    assert_eq!(
+        summary.deleted.get(&Reason::State).map_or(0, |c| c.files),
+        1
+    );
 }
 
 #[test]
@@ -287,7 +296,7 @@ fn expire_removes_an_old_output_master_first_then_media_playlists() {
     );
     assert_eq!(
         summary.deleted.get(&Reason::Expired).map_or(0, |c| c.files),
-        7,
+        9,
         "{summary:?}"
     );
     // Changed within the limit: in progress, only the old temp file goes.
