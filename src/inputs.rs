@@ -7,10 +7,17 @@
 //! (its stem). Problems with one argument (missing path,
 //! unreadable directory) are returned as failures for that argument so the
 //! rest of the batch still runs. `--shard K/N` keeps a deterministic share.
+//! Before a job decodes an input, [`readable`] makes sure libav can read
+//! it the way the job needs: an http(s) URL on a server that ignores Range
+//! requests, holding an MP4 with its index last, is read through a local
+//! scratch copy.
 
+use crate::media::remote::{RemoteError, RemoteInput, ScratchCopy};
+use crate::progress::{Event, Reporter};
 use crate::storage::S3Session;
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// How long a presigned input URL stays valid: longer than any encode.
@@ -101,6 +108,58 @@ impl Shard {
     pub fn takes(&self, position: usize) -> bool {
         position % self.count == self.index - 1
     }
+}
+
+/// An input as libav opens it during one job: the path or URL itself, or a
+/// local copy of a URL, removed from disk when this is dropped.
+#[derive(Debug)]
+pub struct Readable {
+    open: String,
+    /// Kept only so the copy lives as long as the job reads it.
+    _copy: Option<ScratchCopy>,
+}
+
+impl Readable {
+    /// What libav opens.
+    pub fn open(&self) -> &str {
+        &self.open
+    }
+}
+
+/// Makes an input readable for a job that decodes it (probe, transcode,
+/// commentary). `source` is the input as the user named it, `open` what
+/// libav opens for it ([`InputItem`]). Files and `s3://` objects (whose
+/// servers honour Range) are opened as they are. An http(s) URL is asked
+/// once: on a server that ignores Range requests, an MP4/QuickTime file
+/// whose index comes last is copied to the temp dir first, with a warning,
+/// since demuxing it needs seeks such a server cannot serve.
+pub fn readable(
+    open: &str,
+    source: &str,
+    reporter: &dyn Reporter,
+    cancel: &AtomicBool,
+) -> Result<Readable, RemoteError> {
+    let direct = || Readable {
+        open: open.to_string(),
+        _copy: None,
+    };
+    if !crate::media::is_url(source) {
+        return Ok(direct());
+    }
+    let mut remote = RemoteInput::connect(open, cancel)?;
+    if remote.honours_range() || !remote.needs_seeking()? {
+        return Ok(direct());
+    }
+    reporter.report(Event::Warning {
+        input: source.to_string(),
+        message: "the server ignores Range requests; reading it through a local copy".into(),
+    });
+    let copy = remote.save()?;
+    tracing::debug!("{source}: copied to {}", copy.path().display());
+    Ok(Readable {
+        open: copy.path().to_string_lossy().into_owned(),
+        _copy: Some(copy),
+    })
 }
 
 /// Expands arguments into inputs and problems, in argument order

@@ -386,6 +386,59 @@ fn http_input_is_streamed_by_libav() {
     );
 }
 
+#[test]
+fn http_input_without_range_support_is_read_through_a_scratch_copy() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("www");
+    std::fs::create_dir(&served).expect("mkdir");
+    let clip = make_clip(tmp.path(), "clip.mp4", &ClipSpec::new(320, 240, 2.0));
+    // The index (moov) after the media data: reaching it and coming back
+    // needs seeking, which python's http.server (no Range support) refuses.
+    let o = run(std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&clip)
+        .args(["-c", "copy", "-movflags", "-faststart"])
+        .arg(served.join("end.mp4")));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let server = HttpServer::start(&served);
+    let url = format!("http://127.0.0.1:{}/end.mp4", server.port);
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir(&scratch).expect("mkdir");
+    let out = tmp.path().join("out");
+    let o = run(vidpipe()
+        .args(["transcode-hls", &url, "-o"])
+        .arg(&out)
+        .args(["--preset", "ultrafast", "--segment-duration", "2"])
+        .env("TMPDIR", &scratch));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: {url}: the server ignores Range requests; reading it through a local copy"
+        )),
+        "{stderr}"
+    );
+    check_package(
+        &out.join("end"),
+        &Expect {
+            sizes: vec![(320, 240)],
+            audio: true,
+            frames: 50,
+            fps: 25.0,
+        },
+    );
+    // probe goes through the same copy.
+    let o = run(vidpipe().args(["probe", &url]).env("TMPDIR", &scratch));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).expect("probe JSON");
+    assert_eq!(info["video"]["width"], 320, "{info}");
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .expect("read scratch dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(left.is_empty(), "scratch files left behind: {left:?}");
+}
+
 /// PSNR (dB) of image `a` against image `b`, both scaled to b's size.
 fn image_psnr(a: &Path, b: &Path) -> f64 {
     let o = run(std::process::Command::new("ffmpeg")

@@ -21,7 +21,8 @@ use vidpipe::commentary::tts::{CommandTemplate, Espeak, SpeechBackend};
 use vidpipe::commentary::writer::Wording;
 use vidpipe::commentary::{self, CommentaryError, CommentarySettings, Job, LineSource};
 use vidpipe::config::CommentaryConfig;
-use vidpipe::inputs::expand;
+use vidpipe::inputs::{expand, readable};
+use vidpipe::media::remote::RemoteError;
 use vidpipe::progress::Position;
 use vidpipe::storage::Location;
 use vidpipe::units::Bitrate;
@@ -248,10 +249,18 @@ pub fn run(run: &CommentaryRun, ctx: &Ctx) -> Result<Outcome, CliError> {
         ctx.fail(&run.video, "not a video file");
         return Ok(Outcome::SomeFailed);
     };
+    let readable = match readable(&item.open, &item.source, ctx.reporter(), &ctx.cancel) {
+        Ok(readable) => readable,
+        Err(RemoteError::Interrupted) => return Ok(Outcome::Interrupted),
+        Err(e) => {
+            ctx.fail(&item.source, &e.to_string());
+            return Ok(Outcome::SomeFailed);
+        }
+    };
     let job = Job {
         position: Position::ONLY,
         input: item.source.clone(),
-        open: item.open.clone(),
+        open: readable.open().to_string(),
         identity: item.identity.clone(),
         work_dir: match &run.output {
             Some(out) => ctx.state.for_output(out).commentary_dir(),

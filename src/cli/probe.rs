@@ -4,7 +4,8 @@ use super::context::Ctx;
 use super::error::{CliError, SettingsError};
 use super::layers::Layers;
 use super::{Outcome, ProbeArgs};
-use vidpipe::inputs::expand;
+use vidpipe::inputs::{expand, readable};
+use vidpipe::media::remote::RemoteError;
 
 /// Everything `probe` needs to run.
 #[derive(Debug, Clone)]
@@ -22,24 +23,34 @@ pub fn settings(_layers: &Layers, args: &ProbeArgs) -> Result<ProbeRun, Settings
 
 /// Prints the facts, or reports why the input cannot be read.
 pub fn run(run: &ProbeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
-    let json = open_url(run, ctx)?.and_then(|url| {
-        let mut info = vidpipe::media::probe::probe(&url)
-            // An s3:// input is opened through a presigned URL: a bearer
-            // token that is never shown.
-            .map_err(|e| e.to_string().replace(&url, &run.input))?;
-        info.input.clone_from(&run.input);
-        serde_json::to_string_pretty(&info).map_err(|e| e.to_string())
-    });
-    Ok(match json {
+    let failed = |reason: &str| {
+        ctx.fail(&run.input, reason);
+        Ok(Outcome::SomeFailed)
+    };
+    let url = match open_url(run, ctx)? {
+        Ok(url) => url,
+        Err(reason) => return failed(&reason),
+    };
+    let input = match readable(&url, &run.input, ctx.reporter(), &ctx.cancel) {
+        Ok(input) => input,
+        Err(RemoteError::Interrupted) => return Ok(Outcome::Interrupted),
+        Err(e) => return failed(&e.to_string()),
+    };
+    let json = vidpipe::media::probe::probe(input.open())
+        // An s3:// input is opened through a presigned URL: a bearer
+        // token that is never shown.
+        .map_err(|e| e.to_string().replace(&url, &run.input))
+        .and_then(|mut info| {
+            info.input.clone_from(&run.input);
+            serde_json::to_string_pretty(&info).map_err(|e| e.to_string())
+        });
+    match json {
         Ok(json) => {
             println!("{json}");
-            Outcome::Success
+            Ok(Outcome::Success)
         }
-        Err(reason) => {
-            ctx.fail(&run.input, &reason);
-            Outcome::SomeFailed
-        }
-    })
+        Err(reason) => failed(&reason),
+    }
 }
 
 /// What libav opens: the input itself, or for `s3://bucket/key` a

@@ -14,8 +14,9 @@ use super::layers::{
 use super::Outcome;
 use vidpipe::hls::ladder::Ladder;
 use vidpipe::hls::{self, HlsError, Job, TranscodeSettings};
-use vidpipe::inputs::{expand, InputItem, Shard};
+use vidpipe::inputs::{expand, readable, InputItem, Shard};
 use vidpipe::media::mux::SegmentFormat;
+use vidpipe::media::remote::RemoteError;
 use vidpipe::progress::Position;
 use vidpipe::storage::{Destination, Location, S3Session};
 
@@ -184,10 +185,18 @@ fn transcode_one(
     dest: &dyn Destination,
     session: Option<&S3Session>,
 ) -> Result<bool, Outcome> {
+    let readable = match readable(&item.open, &item.source, ctx.reporter(), &ctx.cancel) {
+        Ok(readable) => readable,
+        Err(RemoteError::Interrupted) => return Err(Outcome::Interrupted),
+        Err(e) => {
+            ctx.fail(&item.source, &e.to_string());
+            return Ok(false);
+        }
+    };
     let job = Job {
         position,
         input: item.source.clone(),
-        open: item.open.clone(),
+        open: readable.open().to_string(),
         prefix: format!("{}/", item.stem),
         state_dir: ctx.state.for_output(&run.output).input_dir(&item.stem),
         identity: item.identity.clone(),

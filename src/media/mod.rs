@@ -6,7 +6,8 @@
 //! sample ranges, multi-input audio graphs, AAC from PCM), [`mux`]
 //! (segment formats, segment muxers writing to memory), [`filemux`] (whole
 //! MP4/TS files) and [`thumbnail`] (one JPEG); [`video`] also plans frame
-//! rates and x264 threads for every job.
+//! rates and x264 threads for every job. [`remote`] tells whether an
+//! http(s) input can be streamed, and copies it locally when it cannot.
 //! Scalers and filter graphs are created inside the thread that uses them.
 
 pub mod audio;
@@ -15,6 +16,7 @@ pub mod filemux;
 pub mod mux;
 pub mod pcm;
 pub mod probe;
+pub mod remote;
 pub mod thumbnail;
 pub mod video;
 
