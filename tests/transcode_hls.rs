@@ -555,3 +555,62 @@ fn a_batch_says_where_each_input_stands() {
         vec![("a.mp4".to_string(), 1, 2), ("b.mp4".to_string(), 2, 2)]
     );
 }
+
+/// First packet of `stream` (`v:0`, `a:0`) in a TS segment: (pts, dts).
+fn first_ts_packet(segment: &Path, stream: &str) -> (f64, f64) {
+    let v = ffprobe(
+        segment,
+        &[
+            "-select_streams",
+            stream,
+            "-show_entries",
+            "packet=pts_time,dts_time",
+            "-read_intervals",
+            "%+#1",
+        ],
+    );
+    let p = &v["packets"][0];
+    let time = |k: &str| -> f64 { p[k].as_str().expect(k).parse().expect("number") };
+    (time("pts_time"), time("dts_time"))
+}
+
+#[test]
+fn audio_and_video_start_together_in_ts_and_fmp4() {
+    // The default preset has B-frames: the video's first decode time comes
+    // a reorder delay before its first presentation time, unless the
+    // package takes care (players put the timeline at the lowest one).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for format in ["ts", "fmp4"] {
+        let out = tmp.path().join(format);
+        let o = run(vidpipe()
+            .args(["transcode-hls", "fixtures/sample.mp4", "-o"])
+            .arg(&out)
+            .args(["--ladder", "360:800k", "--segment-format", format, "-q"]));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let dir = out.join("sample");
+        if format == "ts" {
+            let (video_pts, video_dts) = first_ts_packet(&dir.join("360p/seg_00000.ts"), "v:0");
+            let (audio_pts, _) = first_ts_packet(&dir.join("audio/seg_00000.ts"), "a:0");
+            assert_eq!(video_pts, 10.0, "MPEG-TS video starts at PTS 900000");
+            assert_eq!(audio_pts, video_pts, "audio starts with the video");
+            assert_eq!(video_dts, video_pts, "no decode time before the start");
+        } else {
+            let (video, offset) = common::fmp4::first_presentation(
+                &dir.join("360p/init.mp4"),
+                &dir.join("360p/seg_00000.m4s"),
+            );
+            let (audio, _) = common::fmp4::first_presentation(
+                &dir.join("audio/init.mp4"),
+                &dir.join("audio/seg_00000.m4s"),
+            );
+            assert!(
+                (video - audio).abs() < 1e-6,
+                "video {video} s, audio {audio} s"
+            );
+            assert_eq!(
+                offset, 0.0,
+                "the first frame is presented at its decode time"
+            );
+        }
+    }
+}

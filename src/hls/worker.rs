@@ -313,8 +313,11 @@ pub fn run_video(
 ) -> Result<Finish, HlsError> {
     let media_err = |e: MediaError| HlsError::Media(format!("{}: {e}", job.name), e);
     let encoder = open_h264(&job.h264).map_err(media_err)?;
-    let (muxer, init) =
+    let (mut muxer, init) =
         SegmentMuxer::new(shared.format, &encoder, VIDEO_TIME_BASE).map_err(media_err)?;
+    if shared.first_segment == 0 {
+        muxer.start_stream();
+    }
     let clock = shared.clock;
     let mut video = VideoEncode {
         codec: codecs_from_extradata(&encoder),
@@ -415,6 +418,12 @@ pub fn run_audio(
     let mut handle = |packet: ff::Packet, seg: &mut Segmenter<'_>| -> Result<(), HlsError> {
         let mut packet = packet;
         let pts = packet.pts().unwrap_or(0) - origin;
+        if pts < 0 {
+            // The encoder's priming packet, before the video's first frame:
+            // dropped, so audio and video start together (a player would
+            // otherwise see a gap at the start of the video).
+            return Ok(());
+        }
         let k = clock.segment_of_time(pts, 1, rate as u32);
         if k < shared.first_segment {
             // Priming packets of a resumed run: those segments already exist.

@@ -73,6 +73,10 @@ pub struct SegmentMuxer {
     encoder_time_base: ff::Rational,
     stream_time_base: ff::Rational,
     started: bool,
+    /// Decode times still being pulled up to the first frame's
+    /// presentation time (see [`SegmentMuxer::start_stream`]); `Some` with
+    /// the last decode time written while that lasts.
+    lead_in: Option<Option<i64>>,
 }
 
 impl SegmentMuxer {
@@ -122,7 +126,11 @@ impl SegmentMuxer {
             SegmentFormat::Fmp4 => {
                 options.set(
                     "movflags",
-                    "+frag_custom+empty_moov+default_base_moof+skip_trailer",
+                    // Negative composition offsets: the first frame's
+                    // decode time is its presentation time, so a player
+                    // sees the video start at the origin, not one B-frame
+                    // delay after it.
+                    "+frag_custom+empty_moov+default_base_moof+skip_trailer+negative_cts_offsets",
                 );
             }
         }
@@ -139,6 +147,7 @@ impl SegmentMuxer {
             encoder_time_base,
             stream_time_base,
             started: false,
+            lead_in: None,
         };
         let init = match format {
             SegmentFormat::Fmp4 => Some(muxer.take()),
@@ -147,8 +156,30 @@ impl SegmentMuxer {
         Ok((muxer, init))
     }
 
+    /// Marks this muxer as writing the very start of the stream. In
+    /// MPEG-TS, video with B-frames begins with a decode time one reorder
+    /// delay before its first presentation time, and players that place
+    /// the timeline at the lowest decode time (hls.js) then see a gap at
+    /// the start of the video. The first frame's decode time is set to its
+    /// presentation time and the next ones follow one tick apart until the
+    /// encoder's own catch up, which keeps every decode time increasing and
+    /// never after its presentation time (the first frame is displayed
+    /// first). fMP4 gets the same with negative composition offsets.
+    pub fn start_stream(&mut self) {
+        if self.format == SegmentFormat::Ts {
+            self.lead_in = Some(None);
+        }
+    }
+
     /// Writes one encoded packet (timestamps in the encoder's time base).
     pub fn write(&mut self, packet: &mut ff::Packet) -> Result<()> {
+        if let Some(last) = self.lead_in {
+            if let (Some(pts), Some(dts)) = (packet.pts(), packet.dts()) {
+                let pulled = last.map_or(pts, |last| dts.max(last + 1));
+                self.lead_in = (pulled != dts).then_some(Some(pulled));
+                packet.set_dts(Some(pulled));
+            }
+        }
         if !self.started && self.format == SegmentFormat::Ts {
             self.resend_headers();
         }

@@ -8,6 +8,7 @@ pub mod binary;
 pub mod clips;
 pub mod faulty_proxy;
 pub mod ffprobe;
+pub mod fmp4;
 pub mod garage;
 pub mod http;
 pub mod package;
