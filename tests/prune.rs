@@ -678,3 +678,55 @@ fn a_transcode_in_progress_loses_nothing_and_expires_top_down_once_published() {
     );
     assert!(garage.keys("vod/").is_empty(), "{:?}", garage.keys("vod/"));
 }
+
+#[test]
+fn a_lifecycle_rule_is_installed_for_the_prefix_and_other_rules_are_kept() {
+    let garage = Garage::start();
+    let state = tempfile::tempdir().expect("tempdir");
+    let client = garage.client();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let rules = || {
+        let answer = rt.block_on(
+            client
+                .get_bucket_lifecycle_configuration()
+                .bucket(&garage.bucket)
+                .send(),
+        );
+        answer
+            .map(|a| {
+                a.rules()
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.id().unwrap_or_default().to_string(),
+                            r.abort_incomplete_multipart_upload()
+                                .and_then(|a| a.days_after_initiation()),
+                            r.expiration().and_then(|e| e.days()),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    for (prefix, args) in [("live/", vec![]), ("raw/", vec!["--expire"])] {
+        let o = run(prune_cmd(&garage, state.path())
+            .arg(format!("s3://{}/{prefix}", garage.bucket))
+            .args(["--older-than", "1d", "--lifecycle", "3"])
+            .args(args));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{stderr}");
+        assert!(stderr.contains("lifecycle rule"), "{stderr}");
+    }
+    let mut found = rules();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("vidpipe-prune:live/".to_string(), Some(3), None),
+            ("vidpipe-prune:raw/".to_string(), Some(3), Some(3)),
+        ]
+    );
+}
