@@ -730,3 +730,40 @@ fn a_lifecycle_rule_is_installed_for_the_prefix_and_other_rules_are_kept() {
         ]
     );
 }
+
+#[test]
+fn two_prunes_at_once_neither_fail_nor_count_a_file_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // An abandoned job: old state, 2000 segments no playlist lists.
+    aged(dir.path(), "out/talk/.vidpipe/checkpoint.json", "{}", 7200);
+    for i in 0..2000 {
+        aged(
+            dir.path(),
+            &format!("out/talk/720p/seg_{i:05}.ts"),
+            "ts",
+            7200,
+        );
+    }
+    let spawn = || {
+        vidpipe()
+            .arg("prune")
+            .arg(dir.path())
+            .args(["--older-than", "1h", "--progress", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start prune")
+    };
+    let (a, b) = (spawn(), spawn());
+    let mut deleted = 0;
+    for child in [a, b] {
+        let o = child.wait_with_output().expect("prune");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        deleted += events(&o.stdout)
+            .iter()
+            .filter(|e| e["event"] == "deleted")
+            .count();
+    }
+    assert_eq!(deleted, 2001, "each file counted once, by one of them");
+    assert!(files(dir.path()).is_empty());
+}

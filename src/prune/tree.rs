@@ -122,6 +122,8 @@ impl Tree for LocalTree {
         {
             let item = match item {
                 Ok(item) => item,
+                // Gone meanwhile (another prune, the job itself).
+                Err(e) if is_gone(e.io_error()) => continue,
                 Err(e) => {
                     let at = e.path().unwrap_or(&self.root).display().to_string();
                     problem(at, e.io_error().map_or(e.to_string(), describe_io));
@@ -144,6 +146,7 @@ impl Tree for LocalTree {
             // A link's own times, never its target's.
             let meta = match item.metadata() {
                 Ok(meta) => meta,
+                Err(e) if is_gone(e.io_error()) => continue,
                 Err(e) => {
                     let reason = e.io_error().map_or(e.to_string(), describe_io);
                     problem(item.path().display().to_string(), reason);
@@ -205,6 +208,10 @@ impl Tree for LocalTree {
             }
         }
     }
+}
+
+fn is_gone(e: Option<&io::Error>) -> bool {
+    e.is_some_and(|e| e.kind() == io::ErrorKind::NotFound)
 }
 
 /// An I/O error in words, without Rust's `(os error N)`.
