@@ -605,6 +605,8 @@ fn a_transcode_in_progress_loses_nothing_and_expires_top_down_once_published() {
         .args([
             "--preset",
             "slow",
+            "--ladder",
+            "480:1400k,240:400k",
             "--segment-duration",
             "1",
             "--threads",
@@ -615,8 +617,10 @@ fn a_transcode_in_progress_loses_nothing_and_expires_top_down_once_published() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start transcode");
-    // Wait for the first segments, let them age past the limit, and hold
-    // the job there.
+    // Wait for the first segment, then until the job has saved its
+    // checkpoint well after it, and hold the job there. Prune then decides
+    // as if one second had passed since that save: the first segments are
+    // older than the limit, the job's state is not.
     let deadline = Instant::now() + Duration::from_secs(120);
     while !garage
         .keys("vod/sample/")
@@ -626,18 +630,29 @@ fn a_transcode_in_progress_loses_nothing_and_expires_top_down_once_published() {
         assert!(Instant::now() < deadline, "no segment was stored");
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_millis(2500));
+    let first_seen = SystemTime::now();
+    let checkpoint = state.path().join(format!(
+        "vidpipe/s3/{}/vod/sample/.vidpipe/checkpoint.json",
+        garage.bucket
+    ));
+    let saved = || {
+        std::fs::metadata(&checkpoint)
+            .and_then(|m| m.modified())
+            .expect("the local checkpoint of a bucket output")
+    };
+    while saved() < first_seen + Duration::from_millis(1500) {
+        assert!(Instant::now() < deadline, "the transcode did not go on");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let pid = transcode.id().to_string();
     assert!(run(Command::new("kill").args(["-STOP", &pid]))
         .status
         .success());
     let before = garage.keys("vod/");
-    let o = run(prune_cmd(&garage, state.path()).arg(&dest).args([
-        "--older-than",
-        "2s",
-        "--progress",
-        "json",
-    ]));
+    let o = run(prune_cmd(&garage, state.path())
+        .env("VIDPIPE_PRUNE_NOW", epoch(saved() + Duration::from_secs(1)))
+        .arg(&dest)
+        .args(["--older-than", "2s", "--progress", "json"]));
     assert!(run(Command::new("kill").args(["-CONT", &pid]))
         .status
         .success());
@@ -645,7 +660,8 @@ fn a_transcode_in_progress_loses_nothing_and_expires_top_down_once_published() {
     assert_eq!(
         garage.keys("vod/"),
         before,
-        "prune deleted part of a job in progress"
+        "prune deleted part of a job in progress: {}",
+        String::from_utf8_lossy(&o.stdout)
     );
     let summary = events(&o.stdout).pop().expect("summary");
     assert!(
