@@ -13,6 +13,7 @@ pub mod garage;
 pub mod http;
 pub mod package;
 pub mod playlists;
+pub mod slurm;
 
 pub use binary::{events, run, vidpipe};
 pub use clips::{make_clip, ClipSpec};
