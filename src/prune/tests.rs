@@ -2,7 +2,7 @@
 
 use super::tree::{LocalTree, Removal};
 use super::*;
-use crate::progress::Collected;
+use crate::progress::{Collected, Event};
 use std::path::Path;
 use std::sync::Mutex as StdMutex;
 
