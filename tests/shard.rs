@@ -316,3 +316,68 @@ fn upload_shards_each_upload_their_share_and_together_every_file_once() {
         assert_eq!((e["kept"].as_u64(), e["of"].as_u64()), (Some(6), Some(6)));
     }
 }
+
+#[test]
+fn an_s3_listing_is_split_by_each_keys_name_below_the_prefix() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let names = ["a/red.mp4", "b/green.mp4", "blue.mp4"];
+    // By file name alone `b/green.mp4` would go to the other shard.
+    assert_ne!(shard_of("b/green.mp4", 2), shard_of("green.mp4", 2));
+    let clips_dir = tmp.path().join("clips");
+    std::fs::create_dir(&clips_dir).expect("mkdir");
+    for name in names {
+        let file = name.replace('/', "-");
+        let clip = make_clip(&clips_dir, &file, &ClipSpec::new(160, 90, 1.0));
+        garage.put(
+            &format!("incoming/{name}"),
+            std::fs::read(clip).expect("read"),
+        );
+    }
+    let listing = format!("s3://{}/incoming/", garage.bucket);
+    let mut union = Vec::new();
+    for index in 1..=2u64 {
+        let shard = format!("{index}/2");
+        let mut cmd = outside_any_array();
+        garage.env(&mut cmd);
+        let out = tmp.path().join(format!("out{index}"));
+        let o = run(cmd
+            .args(["transcode-hls", &listing, "-o"])
+            .arg(&out)
+            .args(["--ladder", "90:150k", "--preset", "ultrafast"])
+            .args(["--shard", &shard, "--progress", "json"]));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let probed: BTreeSet<String> = events(&o.stdout)
+            .into_iter()
+            .filter(|e| e["event"] == "probe")
+            .map(|e| {
+                assert_eq!(e["shard"], shard.as_str(), "{e}");
+                let input = e["input"].as_str().expect("input");
+                input[listing.len()..].to_string()
+            })
+            .collect();
+        assert_eq!(probed, share(&names, index, 2), "shard {shard}");
+        union.extend(probed);
+    }
+    union.sort();
+    let mut all: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    all.sort();
+    assert_eq!(union, all, "every object once across the shards");
+
+    // A single object is named by its last path component.
+    let object = format!("{listing}b/green.mp4");
+    let shard = format!("{}/2", shard_of("green.mp4", 2));
+    let mut cmd = outside_any_array();
+    garage.env(&mut cmd);
+    let o = run(cmd
+        .args(["transcode-hls", &object, "-o"])
+        .arg(tmp.path().join("single"))
+        .args(["--ladder", "90:150k", "--preset", "ultrafast"])
+        .args(["--shard", &shard, "--progress", "json"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let probes = events(&o.stdout)
+        .into_iter()
+        .filter(|e| e["event"] == "probe")
+        .count();
+    assert_eq!(probes, 1, "shard {shard} takes green.mp4");
+}
