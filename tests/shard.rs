@@ -2,11 +2,13 @@
 //! shard takes (checked against the documented rule, FNV-1a 64 of each
 //! input's name modulo N, computed here independently), the scheduler
 //! variables `auto` reads, an empty shard that is not a failure, and the
-//! `shard`/`kept`/`of` fields of each input's first event.
+//! `shard`/`kept`/`of` fields of each input's first event; and a real
+//! Slurm job array whose tasks together transcode every clip once.
 
 mod common;
 
 use common::garage::Garage;
+use common::slurm::Slurm;
 use common::*;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -380,4 +382,75 @@ fn an_s3_listing_is_split_by_each_keys_name_below_the_prefix() {
         .filter(|e| e["event"] == "probe")
         .count();
     assert_eq!(probes, 1, "shard {shard} takes green.mp4");
+}
+
+#[test]
+fn a_slurm_job_array_with_shard_auto_transcodes_every_clip_once() {
+    let slurm = Slurm::start();
+    let names = [
+        "red.mp4",
+        "green.mp4",
+        "blue.mp4",
+        "talk.mp4",
+        "demo.mp4",
+        "intro.mp4",
+    ];
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = clips(tmp.path(), &names);
+    let out = tmp.path().join("out");
+    let logs = tmp.path().join("events");
+    std::fs::create_dir(&logs).expect("mkdir");
+    // Tasks 4, 5 and 6: shards 1/3, 2/3 and 3/3.
+    let script = format!(
+        "#!/bin/sh\n\
+         exec {} transcode-hls {} -o {} --ladder 90:150k --preset ultrafast --threads 1 \
+         --shard auto --progress json > {}/task-$SLURM_ARRAY_TASK_ID.json\n",
+        env!("CARGO_BIN_EXE_vidpipe"),
+        src.display(),
+        out.display(),
+        logs.display()
+    );
+    let job = slurm.sbatch_with(&["--array=4-6"], &script, |cmd| {
+        // Only what the array task itself sets may choose the shard.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("VIDPIPE_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("XDG_STATE_HOME", tmp.path().join("state"));
+    });
+    let tasks = slurm.wait(job, std::time::Duration::from_secs(300));
+    for task in &tasks {
+        assert_eq!(
+            (task.state.as_str(), task.exit_code),
+            ("COMPLETED", 0),
+            "{task:?}\n{}",
+            slurm.logs()
+        );
+    }
+    let mut union = Vec::new();
+    for (id, index) in [(4, 1), (5, 2), (6, 3)] {
+        let stdout = std::fs::read(logs.join(format!("task-{id}.json"))).expect("events");
+        let probed: BTreeSet<String> = events(&stdout)
+            .into_iter()
+            .filter(|e| e["event"] == "probe")
+            .map(|e| {
+                assert_eq!(e["shard"], format!("{index}/3"), "{e}");
+                assert_eq!(e["of"], names.len() as u64, "{e}");
+                let input = e["input"].as_str().expect("input");
+                let name = Path::new(input).file_name().expect("name");
+                name.to_string_lossy().into_owned()
+            })
+            .collect();
+        assert_eq!(probed, share(&names, index, 3), "task {id}");
+        union.extend(probed);
+    }
+    union.sort();
+    let mut all: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    all.sort();
+    assert_eq!(union, all, "every clip once across the array");
+    for name in names {
+        let stem = name.trim_end_matches(".mp4");
+        assert!(out.join(stem).join("master.m3u8").exists(), "{name}");
+    }
 }
