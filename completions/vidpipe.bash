@@ -509,7 +509,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__upload__subcmd__chunked)
-            opts="-v -q -h -V --status --abort --list-incomplete --json --presign --part-size --concurrency --attempts --content-type --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
+            opts="-v -q -h -V --status --abort --list-incomplete --json --presign --part-size --concurrency --attempts --content-type --shard --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -532,6 +532,10 @@ _vidpipe() {
                     return 0
                     ;;
                 --content-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shard)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -52,7 +52,7 @@ fmp4\t'Fragmented MP4 segments (init.mp4 + .m4s)'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l preset -d 'x264 preset, ultrafast to veryslow [default: veryfast]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l max-fps -d 'Highest output frame rate; faster sources are converted [default: 60]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l threads -d 'CPU threads to use in total [default: all cores]' -r
-complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l shard -d 'Process only shard K of N of the inputs (for CI matrices and indexed jobs), e.g. 2/4' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l shard -d 'Process only shard K of N of the inputs, chosen by a stable hash of each input\'s name (for CI matrices and job arrays), e.g. 2/4; auto takes K and N from a Slurm, Kubernetes or AWS Batch array task' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'
@@ -70,6 +70,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l part-
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l concurrency -d 'Parts in flight at once, across all files [default: 8]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l attempts -d 'Attempts per part before the file fails [default: 6]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l content-type -d 'Content-Type of every uploaded file [default: by each file\'s extension, application/octet-stream when unknown]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l shard -d 'Upload only shard K of N of the files, chosen by a stable hash of each file\'s path below its source argument (for CI matrices and job arrays), e.g. 2/4; auto takes K and N from a Slurm, Kubernetes or AWS Batch array task' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand upload-chunked" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'

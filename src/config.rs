@@ -110,6 +110,8 @@ pub struct UploadConfig {
     pub json: Setting,
     /// `--content-type`.
     pub content_type: Setting,
+    /// `--shard`.
+    pub shard: Setting,
 }
 
 /// The `prune:` section.

@@ -6,7 +6,9 @@
 //! presigned URL. Each becomes an [`InputItem`] with a unique output name
 //! (its stem). Problems with one argument (missing path,
 //! unreadable directory) are returned as failures for that argument so the
-//! rest of the batch still runs. `--shard K/N` keeps a deterministic share.
+//! rest of the batch still runs. `--shard K/N` keeps the inputs whose
+//! [`InputItem::name`] hashes to shard K ([`Shard`]): a split that depends
+//! on each input's own name only.
 //! Before a job decodes an input, [`readable`] makes sure libav can read
 //! it the way the job needs: an http(s) URL on a server that ignores Range
 //! requests, holding an MP4 with its index last, is read through a local
@@ -15,6 +17,7 @@
 use crate::media::remote::{RemoteError, RemoteInput, ScratchCopy};
 use crate::progress::{Event, Reporter};
 use crate::storage::S3Session;
+use serde::Serialize;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -26,16 +29,18 @@ const PRESIGNED_FOR: Duration = Duration::from_secs(24 * 3600);
 /// An input found while expanding, before stems are assigned.
 struct Found {
     source: String,
+    name: String,
     open: String,
     identity: String,
     object: Option<(String, String)>,
 }
 
 impl Found {
-    fn local(source: String, identity: String) -> Self {
+    fn local(source: String, name: String, identity: String) -> Self {
         Found {
             open: source.clone(),
             source,
+            name,
             identity,
             object: None,
         }
@@ -61,6 +66,11 @@ pub struct InputItem {
     pub object: Option<(String, String)>,
     /// Output directory name, unique within the batch.
     pub stem: String,
+    /// The name `--shard` hashes: the path below the directory argument it
+    /// was found in, a file argument's file name, the key below an
+    /// `s3://bucket/prefix/` listing, or the last path component of a
+    /// single `s3://` object or URL.
+    pub name: String,
     /// Identity for checkpoints: path + size + mtime, or the URL.
     pub identity: String,
 }
@@ -74,8 +84,10 @@ pub struct InputProblem {
     pub reason: String,
 }
 
-/// `--shard K/N`: this machine takes every input whose position modulo N
-/// is K-1.
+/// `--shard K/N`: this machine takes every input whose name hashes to
+/// shard K (see [`Shard::of_name`]), so the split depends on nothing but
+/// the names: not on the order inputs are listed in, and adding an input
+/// never moves another one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     /// 1-based index of this shard.
@@ -84,12 +96,61 @@ pub struct Shard {
     pub count: usize,
 }
 
+/// A scheduler whose array tasks `--shard auto` recognises.
+struct Scheduler {
+    /// The variable holding this task's index.
+    index: &'static str,
+    /// Whether that index counts from 0 (else Slurm's from
+    /// `SLURM_ARRAY_TASK_MIN`).
+    from_zero: bool,
+    /// The variables that may hold the number of tasks (the first set
+    /// wins).
+    count: &'static [&'static str],
+    /// What else it needs, for the message when none is found.
+    needs: &'static str,
+}
+
+/// The number of shards, for schedulers whose environment gives only the
+/// index.
+const SHARD_COUNT: &str = "VIDPIPE_SHARD_COUNT";
+
+/// Where `--shard auto` looks, in this order.
+const SCHEDULERS: &[Scheduler] = &[
+    Scheduler {
+        index: "SLURM_ARRAY_TASK_ID",
+        from_zero: false,
+        count: &["SLURM_ARRAY_TASK_COUNT"],
+        needs: "Slurm, with SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT",
+    },
+    Scheduler {
+        index: "JOB_COMPLETION_INDEX",
+        from_zero: true,
+        count: &[SHARD_COUNT],
+        needs: "Kubernetes Indexed Job, with VIDPIPE_SHARD_COUNT",
+    },
+    Scheduler {
+        index: "AWS_BATCH_JOB_ARRAY_INDEX",
+        from_zero: true,
+        count: &["AWS_BATCH_JOB_ARRAY_SIZE", SHARD_COUNT],
+        needs: "AWS Batch, with AWS_BATCH_JOB_ARRAY_SIZE or VIDPIPE_SHARD_COUNT",
+    },
+];
+
 impl Shard {
-    /// Parses `K/N` with 1 ≤ K ≤ N.
+    /// Parses `K/N` with 1 ≤ K ≤ N, or `auto`: the array index and size of
+    /// the scheduler running this process ([`Shard::from_env`]).
     pub fn parse(text: &str) -> Result<Self, String> {
+        Self::parse_with(text, |name| std::env::var(name).ok())
+    }
+
+    /// [`Shard::parse`] with `env` looking up environment variables.
+    pub fn parse_with(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        if text.trim().eq_ignore_ascii_case("auto") {
+            return Self::from_env(env);
+        }
         let (k, n) = text
             .split_once('/')
-            .ok_or_else(|| format!("shard `{text}` must look like K/N, e.g. 2/4"))?;
+            .ok_or_else(|| format!("shard `{text}` must look like K/N, e.g. 2/4, or be auto"))?;
         let index: usize = k
             .trim()
             .parse()
@@ -104,9 +165,172 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// Whether the input at `position` belongs to this shard.
-    pub fn takes(&self, position: usize) -> bool {
-        position % self.count == self.index - 1
+    /// `--shard auto`: this task's place in a Slurm job array
+    /// (`SLURM_ARRAY_TASK_ID` − `SLURM_ARRAY_TASK_MIN`, divided by
+    /// `SLURM_ARRAY_TASK_STEP` when set, + 1 of `SLURM_ARRAY_TASK_COUNT`),
+    /// a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX` + 1 of
+    /// `VIDPIPE_SHARD_COUNT`) or an AWS Batch array job
+    /// (`AWS_BATCH_JOB_ARRAY_INDEX` + 1 of `AWS_BATCH_JOB_ARRAY_SIZE`, else
+    /// `VIDPIPE_SHARD_COUNT`). The first index variable set decides.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let Some(scheduler) = SCHEDULERS.iter().find(|s| set(s.index).is_some()) else {
+            let looked: Vec<String> = SCHEDULERS
+                .iter()
+                .map(|s| format!("{} ({})", s.index, s.needs))
+                .collect();
+            return Err(format!(
+                "auto: not an array task: none of {} is set; give K/N instead",
+                looked.join(", ")
+            ));
+        };
+        let index_var = scheduler.index;
+        let raw = whole_number(index_var, &set)?.unwrap_or_default();
+        let Some(count_var) = scheduler.count.iter().find(|var| set(var).is_some()) else {
+            return Err(format!(
+                "auto: {index_var} is set but {} is not: set it to the number of tasks",
+                scheduler.count.join(" or ")
+            ));
+        };
+        let count = whole_number(count_var, &set)?.unwrap_or_default();
+        if count == 0 {
+            return Err(format!("auto: {count_var} is 0"));
+        }
+        let offset = if scheduler.from_zero {
+            raw
+        } else {
+            slurm_offset(raw, &set)?
+        };
+        if offset >= count {
+            return Err(format!(
+                "auto: {index_var}={raw} is task {} but {count_var}={count}",
+                offset + 1
+            ));
+        }
+        Ok(Shard {
+            index: offset + 1,
+            count,
+        })
+    }
+
+    /// The shard (1-based) of `count` that the input named `name` belongs
+    /// to: FNV-1a 64 of its UTF-8 bytes, modulo `count`, plus 1.
+    pub fn of_name(name: &str, count: usize) -> usize {
+        (fnv1a64(name.as_bytes()) % count.max(1) as u64) as usize + 1
+    }
+
+    /// Whether the input named `name` (see [`InputItem::name`]) belongs to
+    /// this shard.
+    pub fn takes(&self, name: &str) -> bool {
+        Self::of_name(name, self.count) == self.index
+    }
+
+    /// Keeps this shard's items of a batch (all of them without a shard),
+    /// in their order, and says what it kept of how many.
+    pub fn keep<T>(
+        shard: Option<Shard>,
+        items: Vec<T>,
+        name: impl Fn(&T) -> &str,
+    ) -> (Vec<T>, Share) {
+        let of = items.len();
+        let kept: Vec<T> = match shard {
+            None => items,
+            Some(shard) => items.into_iter().filter(|i| shard.takes(name(i))).collect(),
+        };
+        let share = Share {
+            shard,
+            kept: kept.len(),
+            of,
+        };
+        (kept, share)
+    }
+}
+
+/// The variable `name` as a whole number, `None` when it is not set.
+fn whole_number(
+    name: &str,
+    set: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<usize>, String> {
+    set(name)
+        .map(|v| {
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("auto: {name}=`{v}` is not a whole number"))
+        })
+        .transpose()
+}
+
+/// The 0-based place of a Slurm array task: (ID − MIN) / STEP.
+fn slurm_offset(id: usize, set: &impl Fn(&str) -> Option<String>) -> Result<usize, String> {
+    let Some(min) = whole_number("SLURM_ARRAY_TASK_MIN", set)? else {
+        return Err("auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_MIN is not".into());
+    };
+    let step = whole_number("SLURM_ARRAY_TASK_STEP", set)?
+        .unwrap_or(1)
+        .max(1);
+    if id < min || (id - min) % step != 0 {
+        return Err(format!(
+            "auto: SLURM_ARRAY_TASK_ID={id} is not a task of the array from SLURM_ARRAY_TASK_MIN={min} by SLURM_ARRAY_TASK_STEP={step}"
+        ));
+    }
+    Ok((id - min) / step)
+}
+
+/// FNV-1a, 64 bits: a hash any language reproduces in a few lines, the
+/// same on every platform and Rust version (unlike std's `DefaultHasher`).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Serialize for Shard {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What a run kept of its batch: reported with the first event of each
+/// input (`"shard": "2/3", "kept": 4, "of": 11`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Share {
+    /// `--shard`, or `None` (`null`) without sharding.
+    pub shard: Option<Shard>,
+    /// Inputs this run kept.
+    pub kept: usize,
+    /// Inputs found, before sharding.
+    pub of: usize,
+}
+
+impl Share {
+    /// A batch of `n` inputs without sharding.
+    pub const fn whole(n: usize) -> Self {
+        Share {
+            shard: None,
+            kept: n,
+            of: n,
+        }
+    }
+
+    /// "shard 7/8 received none of the 5 inputs": when sharding, not a lack
+    /// of inputs, left this run with nothing to do.
+    pub fn left_empty(&self) -> Option<String> {
+        match self.shard {
+            Some(shard) if self.kept == 0 && self.of > 0 => Some(format!(
+                "shard {shard} received none of the {} input{}",
+                self.of,
+                if self.of == 1 { "" } else { "s" }
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -175,7 +399,7 @@ pub fn expand(args: &[String], s3: Option<&S3Session>) -> (Vec<InputItem>, Vec<I
     };
     for arg in args {
         if crate::media::is_url(arg) {
-            found.push(Found::local(arg.clone(), arg.clone()));
+            found.push(Found::local(arg.clone(), last_component(arg), arg.clone()));
             continue;
         }
         if arg.starts_with("s3://") {
@@ -207,7 +431,12 @@ pub fn expand(args: &[String], s3: Option<&S3Session>) -> (Vec<InputItem>, Vec<I
         match std::fs::metadata(path) {
             Err(e) => problem(&mut problems, arg, io_reason(&e)),
             Ok(meta) if meta.is_dir() => walk(path, &mut found, &mut problems),
-            Ok(meta) => found.push(Found::local(arg.clone(), file_identity(path, &meta))),
+            Ok(meta) => {
+                let name = path
+                    .file_name()
+                    .map_or_else(|| last_component(arg), |n| n.to_string_lossy().into_owned());
+                found.push(Found::local(arg.clone(), name, file_identity(path, &meta)));
+            }
         }
     }
     let mut stems = HashSet::new();
@@ -226,6 +455,7 @@ pub fn expand(args: &[String], s3: Option<&S3Session>) -> (Vec<InputItem>, Vec<I
                 open: f.open,
                 object: f.object,
                 stem,
+                name: f.name,
                 identity: f.identity,
             }
         })
@@ -236,11 +466,13 @@ pub fn expand(args: &[String], s3: Option<&S3Session>) -> (Vec<InputItem>, Vec<I
 /// One video object, or a prefix listing videos.
 fn expand_s3(session: &S3Session, url: &crate::storage::ObjectUrl) -> std::io::Result<Vec<Found>> {
     let bucket = url.bucket.as_str();
-    let objects = if is_video_name(Path::new(&url.key)) {
+    let single = is_video_name(Path::new(&url.key));
+    let prefix = url.as_prefix();
+    let objects = if single {
         vec![session.head(bucket, &url.key)?]
     } else {
         session
-            .list(bucket, &url.as_prefix())?
+            .list(bucket, &prefix)?
             .into_iter()
             .filter(|o| is_video_name(Path::new(&o.key)))
             .collect()
@@ -249,7 +481,12 @@ fn expand_s3(session: &S3Session, url: &crate::storage::ObjectUrl) -> std::io::R
         .into_iter()
         .map(|o| {
             let source = format!("s3://{bucket}/{}", o.key);
+            let name = match o.key.strip_prefix(&prefix) {
+                Some(below) if !single => below.to_string(),
+                _ => last_component(&o.key),
+            };
             Ok(Found {
+                name,
                 open: session.presign_get(bucket, &o.key, PRESIGNED_FOR)?,
                 identity: format!("{source}|{}|{}", o.size, o.etag.as_deref().unwrap_or("")),
                 object: Some((bucket.to_string(), o.key)),
@@ -272,12 +509,36 @@ fn walk(dir: &Path, found: &mut Vec<Found>, problems: &mut Vec<InputProblem>) {
             Ok(entry) if entry.file_type().is_file() && is_video_name(entry.path()) => {
                 if let Ok(meta) = entry.metadata() {
                     let source = entry.path().display().to_string();
-                    found.push(Found::local(source, file_identity(entry.path(), &meta)));
+                    let name = relative_name(entry.path(), dir);
+                    found.push(Found::local(
+                        source,
+                        name,
+                        file_identity(entry.path(), &meta),
+                    ));
                 }
             }
             Ok(_) => {}
         }
     }
+}
+
+/// `path` below `dir` with `/` between components: a name that does not
+/// depend on where the directory is.
+pub fn relative_name(path: &Path, dir: &Path) -> String {
+    let below = path.strip_prefix(dir).unwrap_or(path);
+    let parts: Vec<_> = below
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect();
+    parts.join("/")
+}
+
+/// The last `/`-separated component of a URL or key, without its query
+/// and fragment (`https://h/a/talk.mp4?t=1` → `talk.mp4`).
+fn last_component(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let path = path.trim_end_matches('/');
+    path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
 fn is_video_name(path: &Path) -> bool {
@@ -375,12 +636,214 @@ mod tests {
     }
 
     #[test]
-    fn shards_split_deterministically() {
-        let s = Shard::parse("2/3").expect("parse");
-        let taken: Vec<usize> = (0..7).filter(|&i| s.takes(i)).collect();
-        assert_eq!(taken, vec![1, 4]);
+    fn shard_values_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            Shard::parse_with("2/3", |_| None),
+            Ok(Shard { index: 2, count: 3 })
+        );
         assert!(Shard::parse("0/3").is_err());
         assert!(Shard::parse("4/3").is_err());
         assert!(Shard::parse("x").is_err());
+        assert_eq!(Shard { index: 2, count: 3 }.to_string(), "2/3");
+    }
+
+    /// The documented rule, for other tools to check against: FNV-1a 64 of
+    /// the name's UTF-8 bytes, modulo N, plus 1.
+    #[test]
+    fn names_hash_with_fnv1a_64() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(
+            Shard::of_name("a", 3),
+            (0xaf63_dc4c_8601_ec8c_u64 % 3) as usize + 1
+        );
+        assert_eq!(Shard::of_name("anything", 1), 1);
+    }
+
+    fn env_of<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn auto_reads_the_array_task_of_each_scheduler() {
+        let auto = |vars: &[(&str, &str)]| Shard::parse_with("auto", env_of(vars));
+        let slurm = [
+            ("SLURM_ARRAY_TASK_ID", "7"),
+            ("SLURM_ARRAY_TASK_MIN", "5"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ];
+        assert_eq!(auto(&slurm), Ok(Shard { index: 3, count: 4 }));
+        let stepped = [
+            ("SLURM_ARRAY_TASK_ID", "7"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_STEP", "2"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ];
+        assert_eq!(auto(&stepped), Ok(Shard { index: 4, count: 4 }));
+        let k8s = [("JOB_COMPLETION_INDEX", "0"), ("VIDPIPE_SHARD_COUNT", "5")];
+        assert_eq!(auto(&k8s), Ok(Shard { index: 1, count: 5 }));
+        let aws = [
+            ("AWS_BATCH_JOB_ARRAY_INDEX", "2"),
+            ("AWS_BATCH_JOB_ARRAY_SIZE", "3"),
+        ];
+        assert_eq!(auto(&aws), Ok(Shard { index: 3, count: 3 }));
+        let aws = [
+            ("AWS_BATCH_JOB_ARRAY_INDEX", "2"),
+            ("VIDPIPE_SHARD_COUNT", "6"),
+        ];
+        assert_eq!(auto(&aws), Ok(Shard { index: 3, count: 6 }));
+    }
+
+    #[test]
+    fn auto_names_the_variables_it_missed_or_could_not_use() {
+        let auto = |vars: &[(&str, &str)]| {
+            Shard::parse_with("auto", env_of(vars)).expect_err("not a shard")
+        };
+        let e = auto(&[]);
+        for var in [
+            "SLURM_ARRAY_TASK_ID",
+            "SLURM_ARRAY_TASK_MIN",
+            "SLURM_ARRAY_TASK_COUNT",
+            "JOB_COMPLETION_INDEX",
+            "VIDPIPE_SHARD_COUNT",
+            "AWS_BATCH_JOB_ARRAY_INDEX",
+            "AWS_BATCH_JOB_ARRAY_SIZE",
+        ] {
+            assert!(e.contains(var), "{var} in {e}");
+        }
+        let e = auto(&[("JOB_COMPLETION_INDEX", "3")]);
+        assert!(e.contains("VIDPIPE_SHARD_COUNT is not"), "{e}");
+        let e = auto(&[("JOB_COMPLETION_INDEX", "3"), ("VIDPIPE_SHARD_COUNT", "3")]);
+        assert!(e.contains("JOB_COMPLETION_INDEX=3"), "{e}");
+        let e = auto(&[("JOB_COMPLETION_INDEX", "x"), ("VIDPIPE_SHARD_COUNT", "3")]);
+        assert!(e.contains("JOB_COMPLETION_INDEX=`x`"), "{e}");
+        let e = auto(&[
+            ("SLURM_ARRAY_TASK_ID", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ]);
+        assert!(e.contains("SLURM_ARRAY_TASK_MIN"), "{e}");
+        let e = auto(&[
+            ("SLURM_ARRAY_TASK_ID", "0"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ]);
+        assert!(e.contains("SLURM_ARRAY_TASK_ID=0"), "{e}");
+        let e = auto(&[
+            ("AWS_BATCH_JOB_ARRAY_INDEX", "1"),
+            ("AWS_BATCH_JOB_ARRAY_SIZE", "0"),
+        ]);
+        assert!(e.contains("AWS_BATCH_JOB_ARRAY_SIZE is 0"), "{e}");
+    }
+
+    #[test]
+    fn names_are_relative_to_their_argument() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        std::fs::write(dir.path().join("a.mp4"), b"x").expect("write");
+        std::fs::write(dir.path().join("sub/b.mkv"), b"x").expect("write");
+        let file = dir.path().join("a.mp4").display().to_string();
+        let args = [
+            dir.path().display().to_string(),
+            file,
+            "https://example.test/v/talk.mp4?token=1".to_string(),
+        ];
+        let (items, problems) = expand(&args, None);
+        assert!(problems.is_empty());
+        let names: Vec<_> = items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["a.mp4", "sub/b.mkv", "a.mp4", "talk.mp4"]);
+    }
+
+    #[test]
+    fn an_empty_shard_of_a_batch_says_so() {
+        let shard = Some(Shard { index: 7, count: 8 });
+        let share = Share {
+            shard,
+            kept: 0,
+            of: 5,
+        };
+        assert_eq!(
+            share.left_empty().as_deref(),
+            Some("shard 7/8 received none of the 5 inputs")
+        );
+        assert_eq!(Share::whole(0).left_empty(), None);
+        let none_found = Share {
+            shard,
+            kept: 0,
+            of: 0,
+        };
+        assert_eq!(none_found.left_empty(), None);
+    }
+
+    mod split {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Distinct names, in some order.
+        fn names() -> impl Strategy<Value = Vec<String>> {
+            proptest::collection::hash_set("[a-z0-9/_.-]{1,12}", 0..40)
+                .prop_map(|set| set.into_iter().collect::<Vec<_>>())
+                .prop_shuffle()
+        }
+
+        fn split(count: usize, names: &[String]) -> Vec<Vec<String>> {
+            (1..=count)
+                .map(|index| {
+                    let shard = Some(Shard { index, count });
+                    Shard::keep(shard, names.to_vec(), |n| n.as_str()).0
+                })
+                .collect()
+        }
+
+        proptest! {
+            #[test]
+            fn every_input_lands_in_exactly_one_shard_whatever_the_order(
+                names in names(),
+                count in 1usize..=7,
+                seed in any::<u64>(),
+            ) {
+                let shards = split(count, &names);
+                let mut union: Vec<&String> = shards.iter().flatten().collect();
+                union.sort();
+                let mut all: Vec<&String> = names.iter().collect();
+                all.sort();
+                prop_assert_eq!(union, all);
+                // Another order of the same names: the same split.
+                let mut reordered = names.clone();
+                let n = reordered.len().max(1);
+                reordered.rotate_left((seed as usize) % n);
+                reordered.reverse();
+                let again = split(count, &reordered);
+                for (a, b) in shards.iter().zip(&again) {
+                    let (mut a, mut b) = (a.clone(), b.clone());
+                    a.sort();
+                    b.sort();
+                    prop_assert_eq!(a, b);
+                }
+            }
+
+            #[test]
+            fn adding_an_input_moves_no_other(
+                names in names(),
+                extra in "[a-z0-9/_.-]{1,12}",
+                at in any::<prop::sample::Index>(),
+                count in 1usize..=7,
+            ) {
+                prop_assume!(!names.contains(&extra));
+                let before = split(count, &names);
+                let mut more = names.clone();
+                more.insert(at.index(names.len() + 1), extra.clone());
+                let after = split(count, &more);
+                for (b, a) in before.iter().zip(&after) {
+                    let a: Vec<&String> = a.iter().filter(|n| **n != extra).collect();
+                    let b: Vec<&String> = b.iter().collect();
+                    prop_assert_eq!(a, b);
+                }
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! in memory. Every event serialises to one JSON object with an `event` tag,
 //! which is exactly what `--progress json` prints.
 
+use crate::inputs::Share;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -21,6 +22,10 @@ pub enum Event {
         index: usize,
         /// Inputs in the batch.
         total: usize,
+        /// `shard` (`"2/3"` or null), `kept` and `of`: what `--shard`
+        /// kept of how many inputs.
+        #[serde(flatten)]
+        share: Share,
         width: u32,
         height: u32,
         duration: f64,
@@ -72,6 +77,10 @@ pub enum Event {
         index: usize,
         /// Files in the batch.
         total: usize,
+        /// `shard` (`"2/3"` or null), `kept` and `of`: what `--shard`
+        /// kept of how many files.
+        #[serde(flatten)]
+        share: Share,
         url: String,
         parts_total: u32,
         parts_done: u32,
@@ -275,24 +284,37 @@ impl Throttle {
     }
 }
 
-/// Where an input stands in its batch: `index` of `total`, from 1.
+/// Where an input stands in its batch: `index` of `total`, from 1, and
+/// what share of all the inputs found that batch is (`--shard`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
     /// 1 for the first input.
     pub index: usize,
     /// Inputs in the batch.
     pub total: usize,
+    /// What `--shard` kept of how many inputs.
+    pub share: Share,
 }
 
 impl Position {
     /// The one input of a run that takes one.
-    pub const ONLY: Position = Position { index: 1, total: 1 };
+    pub const ONLY: Position = Position {
+        index: 1,
+        total: 1,
+        share: Share::whole(1),
+    };
 
-    /// The `i`-th (from 0) of `total`.
+    /// The `i`-th (from 0) of `total`, without sharding.
     pub fn nth(i: usize, total: usize) -> Self {
+        Self::in_share(i, Share::whole(total))
+    }
+
+    /// The `i`-th (from 0) of the inputs `share` kept.
+    pub fn in_share(i: usize, share: Share) -> Self {
         Position {
             index: i + 1,
-            total,
+            total: share.kept,
+            share,
         }
     }
 
@@ -342,6 +364,44 @@ mod tests {
     fn a_position_is_labelled_only_in_a_batch() {
         assert_eq!(Position::nth(2, 12).label(), "3/12 ");
         assert_eq!(Position::ONLY.label(), "");
+    }
+
+    #[test]
+    fn the_share_is_flattened_into_an_inputs_first_event() {
+        let share = Share {
+            shard: Some(crate::inputs::Shard { index: 2, count: 3 }),
+            kept: 4,
+            of: 11,
+        };
+        let position = Position::in_share(0, share);
+        assert_eq!((position.index, position.total), (1, 4));
+        let event = Event::Initialized {
+            input: "a.bin".into(),
+            index: position.index,
+            total: position.total,
+            share: position.share,
+            url: "s3://b/a.bin".into(),
+            parts_total: 1,
+            parts_done: 0,
+            bytes_total: 3,
+        };
+        let json = serde_json::to_value(&event).expect("json");
+        assert_eq!(json["event"], "initialized");
+        assert_eq!(json["shard"], "2/3");
+        assert_eq!(
+            (json["kept"].as_u64(), json["of"].as_u64()),
+            (Some(4), Some(11))
+        );
+        let mut event = event;
+        if let Event::Initialized { share, .. } = &mut event {
+            *share = Share::whole(1);
+        }
+        let json = serde_json::to_value(&event).expect("json");
+        assert!(json["shard"].is_null(), "{json}");
+        assert_eq!(
+            (json["kept"].as_u64(), json["of"].as_u64()),
+            (Some(1), Some(1))
+        );
     }
 
     use super::*;

@@ -327,6 +327,13 @@ pub struct UploadArgs {
     /// extension, application/octet-stream when unknown].
     #[arg(long, value_name = "TYPE")]
     pub content_type: Option<String>,
+
+    /// Upload only shard K of N of the files, chosen by a stable hash of
+    /// each file's path below its source argument (for CI matrices and
+    /// job arrays), e.g. 2/4; auto takes K and N from a Slurm, Kubernetes
+    /// or AWS Batch array task.
+    #[arg(long, env = "VIDPIPE_SHARD", value_name = "K/N|auto")]
+    pub shard: Option<String>,
 }
 
 /// `--progress` values.
@@ -398,9 +405,10 @@ pub struct TranscodeArgs {
     #[arg(long, env = "VIDPIPE_THREADS", value_name = "N")]
     pub threads: Option<String>,
 
-    /// Process only shard K of N of the inputs (for CI matrices and
-    /// indexed jobs), e.g. 2/4.
-    #[arg(long, env = "VIDPIPE_SHARD", value_name = "K/N")]
+    /// Process only shard K of N of the inputs, chosen by a stable hash of
+    /// each input's name (for CI matrices and job arrays), e.g. 2/4; auto
+    /// takes K and N from a Slurm, Kubernetes or AWS Batch array task.
+    #[arg(long, env = "VIDPIPE_SHARD", value_name = "K/N|auto")]
     pub shard: Option<String>,
 
     /// Delete each s3:// input object after its output is complete

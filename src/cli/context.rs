@@ -88,6 +88,15 @@ impl Ctx {
         });
     }
 
+    /// Something the user should know that is not a failure: a `warning`
+    /// event (shown on stderr too).
+    pub fn note(&self, input: &str, message: impl Into<String>) {
+        self.reporter.report(Event::Warning {
+            input: input.to_string(),
+            message: message.into(),
+        });
+    }
+
     /// A summary line for a person at a terminal (not with `-q` or
     /// `--progress json`).
     pub fn say(&self, line: impl std::fmt::Display) {

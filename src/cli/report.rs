@@ -188,7 +188,7 @@ impl Reporter for Bars {
                 total,
                 ..
             } => {
-                let label = Position { index, total }.label();
+                let label = Position::nth(index.saturating_sub(1), total).label();
                 state.positions.insert(input, label);
             }
             Event::Ladder { .. }
@@ -324,7 +324,7 @@ impl Bars {
             } => {
                 let name = format!(
                     "{}{}",
-                    Position { index, total }.label(),
+                    Position::nth(index.saturating_sub(1), total).label(),
                     vidpipe::inputs::stem_of(&input)
                 );
                 state.uploads.start(multi, input, name, bytes_total);
@@ -672,6 +672,7 @@ mod tests {
             input: input.into(),
             index: 1,
             total: 2,
+            share: vidpipe::inputs::Share::whole(2),
             url: format!("s3://b/{input}"),
             parts_total: 4,
             parts_done: 0,

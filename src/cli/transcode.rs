@@ -141,17 +141,14 @@ fn parse_segment_format(s: &str) -> Result<SegmentFormat, String> {
 pub fn run(run: &TranscodeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
     let needs_s3 = run.output.is_s3() || run.inputs.iter().any(|i| i.starts_with("s3://"));
     let session = ctx.s3_if(needs_s3)?;
-    let (mut items, problems) = expand(&run.inputs, session.as_deref());
+    let (items, problems) = expand(&run.inputs, session.as_deref());
     for p in &problems {
         ctx.fail(&p.source, &p.reason);
     }
-    if let Some(shard) = run.shard {
-        items = items
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| shard.takes(*i))
-            .map(|(_, item)| item)
-            .collect();
+    let (items, share) = Shard::keep(run.shard, items, |item| item.name.as_str());
+    if let Some(message) = share.left_empty() {
+        ctx.note(&run.inputs.join(", "), message);
+        return Ok(batch_outcome(problems.len()));
     }
     if items.is_empty() && problems.is_empty() {
         ctx.fail(&run.inputs.join(", "), "no video files found");
@@ -160,7 +157,7 @@ pub fn run(run: &TranscodeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
     let dest = ctx.destination(&run.output)?;
     let mut failed = problems.len();
     for (i, item) in items.iter().enumerate() {
-        let position = Position::nth(i, items.len());
+        let position = Position::in_share(i, share);
         match transcode_one(
             run,
             ctx,

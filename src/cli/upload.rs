@@ -4,7 +4,9 @@
 //! One file to `s3://bucket/key` keeps that key; otherwise every file goes
 //! under the prefix by name, and a directory's files keep their paths below
 //! the directory's name. Journals live in the state directory so a re-run of
-//! the same command resumes.
+//! the same command resumes. `--shard K/N` keeps the files whose path below
+//! their source argument hashes to shard K, for every action but
+//! `--list-incomplete`.
 
 use super::context::{batch_outcome, Ctx};
 use super::error::{CliError, SettingsError};
@@ -12,6 +14,7 @@ use super::layers::{parse_number, parse_seconds_in, usage, Layers};
 use super::{Outcome, UploadArgs};
 use std::path::Path;
 use std::time::Duration;
+use vidpipe::inputs::{relative_name, Shard, Share};
 use vidpipe::progress::{Event, Reporter};
 use vidpipe::storage::{kind, ObjectUrl, S3Session};
 use vidpipe::units::parse_size;
@@ -28,6 +31,8 @@ pub struct UploadRun {
     pub presign: Option<Duration>,
     /// JSON output for `--status` and `--list-incomplete`.
     pub json: bool,
+    /// This machine's share of the files.
+    pub shard: Option<Shard>,
 }
 
 /// The four things `upload-chunked` does.
@@ -97,6 +102,12 @@ pub fn settings(layers: &Layers, args: &UploadArgs) -> Result<UploadRun, Setting
         settings,
         presign,
         json: s.switch("json", args.json, cfg.json.as_ref())?,
+        shard: s.get(
+            "shard",
+            args.shard.as_deref(),
+            cfg.shard.as_ref(),
+            Shard::parse,
+        )?,
     })
 }
 
@@ -148,27 +159,48 @@ pub fn run(run: &UploadRun, ctx: &Ctx) -> Result<Outcome, CliError> {
     match &run.action {
         Action::ListIncomplete(prefix) => Ok(list_incomplete(ctx, &session, prefix, run.json)),
         Action::Status(transfer) => {
-            let (items, failed) = items(ctx, transfer, false);
+            let (items, _, failed) = shard_of(run, ctx, transfer, false);
             Ok(show_status(
                 ctx, &session, &items, &journals, run.json, failed,
             ))
         }
         Action::Abort(transfer) => {
             // The server may hold an upload whose file or journal is gone.
-            let (items, failed) = items(ctx, transfer, true);
+            let (items, _, failed) = shard_of(run, ctx, transfer, true);
             Ok(abort_all(ctx, &session, &items, &journals, failed))
         }
         Action::Upload(transfer) => {
-            let (items, failed) = items(ctx, transfer, false);
-            Ok(upload_items(run, ctx, &session, &items, &journals, failed))
+            let (items, share, failed) = shard_of(run, ctx, transfer, false);
+            Ok(upload_items(
+                run, ctx, &session, &items, share, &journals, failed,
+            ))
         }
     }
 }
 
-/// Every file under the sources with its key; problems are reported and
-/// counted. With `missing_ok` a source that does not exist still maps to
-/// its key, as a file would.
-fn items(ctx: &Ctx, transfer: &Transfer, missing_ok: bool) -> (Vec<UploadItem>, usize) {
+/// The files of `transfer` that this machine's shard takes, what it kept
+/// of how many, and how many sources failed. A shard left with nothing
+/// while others got files is said as a warning, not a failure.
+fn shard_of(
+    run: &UploadRun,
+    ctx: &Ctx,
+    transfer: &Transfer,
+    missing_ok: bool,
+) -> (Vec<UploadItem>, Share, usize) {
+    let (named, failed) = items(ctx, transfer, missing_ok);
+    let (kept, share) = Shard::keep(run.shard, named, |(_, name)| name.as_str());
+    if let Some(message) = share.left_empty() {
+        ctx.note(&transfer.sources.join(", "), message);
+    }
+    let kept = kept.into_iter().map(|(item, _)| item).collect();
+    (kept, share, failed)
+}
+
+/// Every file under the sources with its key and its name for `--shard`
+/// (its path below the source argument: a file argument's file name);
+/// problems are reported and counted. With `missing_ok` a source that does
+/// not exist still maps to its key, as a file would.
+fn items(ctx: &Ctx, transfer: &Transfer, missing_ok: bool) -> (Vec<(UploadItem, String)>, usize) {
     let dest = &transfer.dest;
     let missing = |path: &Path| {
         missing_ok
@@ -217,7 +249,7 @@ fn walk_dir(
     dir: &Path,
     bucket: &str,
     prefix: &str,
-    items: &mut Vec<UploadItem>,
+    items: &mut Vec<(UploadItem, String)>,
 ) -> usize {
     let contents_only = dir.as_os_str().to_string_lossy().ends_with('/');
     let base = if contents_only {
@@ -229,9 +261,9 @@ fn walk_dir(
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         match entry {
             Ok(e) if e.file_type().is_file() => {
-                let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
-                let rel = rel.to_string_lossy().replace('\\', "/");
-                items.push(item(e.path(), bucket, format!("{prefix}{base}{rel}")));
+                let rel = relative_name(e.path(), dir);
+                let key = format!("{prefix}{base}{rel}");
+                items.push((item(e.path(), bucket, key).0, rel));
             }
             Ok(_) => {}
             Err(e) => {
@@ -259,12 +291,14 @@ fn upload_items(
     ctx: &Ctx,
     session: &S3Session,
     items: &[UploadItem],
+    share: Share,
     journals: &Path,
     mut failed: usize,
 ) -> Outcome {
     let results = upload_all(
         session,
         items,
+        share,
         &run.settings,
         journals,
         ctx.reporter(),
@@ -429,12 +463,15 @@ fn human_age(secs: u64) -> String {
     }
 }
 
-fn item(path: &Path, bucket: &str, key: String) -> UploadItem {
-    UploadItem {
+/// The upload of `path` to `key`, named for `--shard` by its file name
+/// (a file in a directory is renamed by [`walk_dir`]).
+fn item(path: &Path, bucket: &str, key: String) -> (UploadItem, String) {
+    let upload = UploadItem {
         source: path.to_path_buf(),
         bucket: bucket.to_string(),
         key,
-    }
+    };
+    (upload, file_name(path))
 }
 
 #[cfg(test)]
@@ -478,6 +515,19 @@ mod tests {
         assert_eq!(run.presign, Some(Duration::from_secs(7 * 86400)));
         let e = error(settings_of(&["a", "s3://media/a", "--presign", "8d"], ""));
         assert!(e.starts_with("--presign: "), "{e}");
+    }
+
+    #[test]
+    fn the_shard_comes_from_the_flag_or_the_section() {
+        let run = settings_of(&["a", "s3://media/p/"], "").expect("valid");
+        assert_eq!(run.shard, None);
+        let yaml = "upload-chunked:\n  shard: 3/4\n";
+        let run = settings_of(&["a", "s3://media/p/"], yaml).expect("shard");
+        assert_eq!(run.shard, Some(Shard { index: 3, count: 4 }));
+        let run = settings_of(&["a", "s3://media/p/", "--shard", "1/2"], yaml).expect("flag");
+        assert_eq!(run.shard, Some(Shard { index: 1, count: 2 }));
+        let e = error(settings_of(&["a", "s3://media/p/", "--shard", "5/4"], ""));
+        assert!(e.starts_with("--shard (VIDPIPE_SHARD): "), "{e}");
     }
 
     #[test]

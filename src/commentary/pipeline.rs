@@ -213,6 +213,7 @@ fn probe_video(
         input: job.input.clone(),
         index: job.position.index,
         total: job.position.total,
+        share: job.position.share,
         width: probe.width,
         height: probe.height,
         duration: probe.duration,

@@ -280,6 +280,7 @@ impl Run<'_> {
             input: self.job.input.clone(),
             index: self.job.position.index,
             total: self.job.position.total,
+            share: self.job.position.share,
             width: video.display_width,
             height: video.display_height,
             duration: info.duration,

@@ -17,6 +17,7 @@
 pub mod journal;
 pub mod plan;
 
+use crate::inputs::Share;
 use crate::progress::{Event, Position, Reporter};
 use crate::storage::kind::{self, ObjectHeaders};
 use crate::storage::retry::describe;
@@ -112,10 +113,12 @@ pub struct Uploaded {
 }
 
 /// Uploads every item (files in parallel, parts under one shared limit);
-/// one result per item, in order.
+/// one result per item, in order. `share` is what `--shard` kept of the
+/// batch (`items` are its files), reported with each file's first event.
 pub fn upload_all(
     session: &S3Session,
     items: &[UploadItem],
+    share: Share,
     settings: &UploadSettings,
     journal_dir: &Path,
     reporter: &dyn Reporter,
@@ -128,7 +131,7 @@ pub fn upload_all(
     session.wait(async {
         let uploads = items.iter().enumerate().map(|(i, item)| {
             let ctx = Upload {
-                position: Position::nth(i, items.len()),
+                position: Position::in_share(i, share),
                 data: &data,
                 control: &control,
                 policy: &policy,
@@ -536,6 +539,7 @@ impl Upload<'_> {
             input: self.name(),
             index: self.position.index,
             total: self.position.total,
+            share: self.position.share,
             url: self.item.url(),
             parts_total: total,
             parts_done: resumed,
@@ -597,6 +601,7 @@ impl Upload<'_> {
             input: self.name(),
             index: self.position.index,
             total: self.position.total,
+            share: self.position.share,
             url: self.item.url(),
             parts_total: 1,
             parts_done: 0,
