@@ -454,3 +454,67 @@ fn a_slurm_job_array_with_shard_auto_transcodes_every_clip_once() {
         assert!(out.join(stem).join("master.m3u8").exists(), "{name}");
     }
 }
+
+#[test]
+fn a_slurm_job_array_publishes_a_bucket_of_clips_into_a_bucket_each_once() {
+    let slurm = Slurm::start();
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let names = ["a.mp4", "b.mp4", "c.mp4", "d.mp4", "e.mp4", "f.mp4"];
+    for name in names {
+        let clip = make_clip(tmp.path(), name, &ClipSpec::new(854, 480, 2.0));
+        garage.put(&format!("in/{name}"), std::fs::read(clip).expect("clip"));
+    }
+    let logs = tmp.path().join("events");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let script = format!(
+        "#!/bin/sh\n\
+         exec {} transcode-hls s3://{bucket}/in/ -o s3://{bucket}/out --preset ultrafast \
+         --segment-duration 2 --threads 1 --shard auto --progress json \
+         > {}/task-$SLURM_ARRAY_TASK_ID.json\n",
+        env!("CARGO_BIN_EXE_vidpipe"),
+        logs.display(),
+        bucket = garage.bucket,
+    );
+    let job = slurm.sbatch_with(&["--array=1-3"], &script, |cmd| {
+        for (key, _) in std::env::vars() {
+            if key.starts_with("VIDPIPE_") {
+                cmd.env_remove(key);
+            }
+        }
+        garage.env(cmd);
+        cmd.env("XDG_STATE_HOME", tmp.path().join("state"));
+    });
+    let tasks = slurm.wait(job, std::time::Duration::from_secs(600));
+    for task in &tasks {
+        assert_eq!(
+            (task.state.as_str(), task.exit_code),
+            ("COMPLETED", 0),
+            "{task:?}\n{}",
+            slurm.logs()
+        );
+    }
+    // Every input published, by exactly one task.
+    let mut done = Vec::new();
+    for id in 1..=3 {
+        let stdout = std::fs::read(logs.join(format!("task-{id}.json"))).expect("events");
+        done.extend(
+            events(&stdout)
+                .into_iter()
+                .filter(|e| e["event"] == "done")
+                .filter_map(|e| e["input"].as_str().map(str::to_string)),
+        );
+    }
+    done.sort();
+    let expected: Vec<String> = names
+        .iter()
+        .map(|n| format!("s3://{}/in/{n}", garage.bucket))
+        .collect();
+    assert_eq!(done, expected, "each input published once across the array");
+    for name in names {
+        let stem = name.trim_end_matches(".mp4");
+        let local = tmp.path().join("check").join(stem);
+        garage.download(&format!("out/{stem}/"), &local);
+        check_package(&local, &Expect::sd_clip(2));
+    }
+}
