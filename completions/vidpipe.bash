@@ -435,7 +435,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__transcode__subcmd__hls)
-            opts="-o -v -q -h -V --output --ladder --audio-bitrate --audio-language --segment-duration --segment-format --preset --max-fps --threads --shard --delete-source --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
+            opts="-o -v -q -h -V --output --ladder --audio-bitrate --audio-language --segment-duration --segment-format --preset --max-fps --threads --shard --state-dir --delete-source --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -482,6 +482,10 @@ _vidpipe() {
                     return 0
                     ;;
                 --shard)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -53,6 +53,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l preset
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l max-fps -d 'Highest output frame rate; faster sources are converted [default: 60]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l threads -d 'CPU threads to use in total [default: all cores]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l shard -d 'Process only shard K of N of the inputs, chosen by a stable hash of each input\'s name (for CI matrices and job arrays), e.g. 2/4; auto takes K and N from a Slurm, Kubernetes or AWS Batch array task' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l state-dir -d 'Keep the checkpoints of an s3:// output in this local directory instead of beside the output in the bucket (for public buckets); then only this machine can resume them' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'

@@ -92,6 +92,8 @@ pub struct TranscodeHlsConfig {
     pub shard: Setting,
     /// `--delete-source`.
     pub delete_source: Setting,
+    /// `--state-dir`.
+    pub state_dir: Setting,
 }
 
 /// The `upload-chunked:` section.

@@ -49,6 +49,9 @@ use std::path::{Path, PathBuf};
 /// Name of the state directory beside a local output.
 const STATE_DIR: &str = ".vidpipe";
 
+/// The state directory as a key prefix beside an output: `.vidpipe/`.
+pub const STATE_DIR_NAME: &str = ".vidpipe/";
+
 /// Name of the live captions state file.
 const LIVE_STATE: &str = "captions-live.json";
 
@@ -185,6 +188,17 @@ enum Action {
 }
 
 impl StateError {
+    /// Reading the state at `path` (a file, or an object named like one)
+    /// failed.
+    pub fn reading(path: &Path, source: io::Error) -> Self {
+        StateError::new(Action::Read, path, source)
+    }
+
+    /// Writing the state at `path` failed.
+    pub fn writing(path: &Path, source: io::Error) -> Self {
+        StateError::new(Action::Write, path, source)
+    }
+
     fn new(action: Action, path: &Path, source: io::Error) -> Self {
         StateError {
             path: path.to_path_buf(),

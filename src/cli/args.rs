@@ -411,6 +411,12 @@ pub struct TranscodeArgs {
     #[arg(long, env = "VIDPIPE_SHARD", value_name = "K/N|auto")]
     pub shard: Option<String>,
 
+    /// Keep the checkpoints of an s3:// output in this local directory
+    /// instead of beside the output in the bucket (for public buckets);
+    /// then only this machine can resume them.
+    #[arg(long, env = "VIDPIPE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<String>,
+
     /// Delete each s3:// input object after its output is complete
     /// (never on failure; local files are never deleted).
     #[arg(long)]

@@ -31,8 +31,26 @@ pub struct TranscodeRun {
     pub delete_source: bool,
     /// This machine's share of the inputs.
     pub shard: Option<Shard>,
+    /// Keep the checkpoints of a bucket output here instead of beside it
+    /// in the bucket.
+    pub state_dir: Option<std::path::PathBuf>,
     /// Engine settings.
     pub settings: TranscodeSettings,
+}
+
+/// Where an input's checkpoint is kept: beside a local output; beside a
+/// bucket output in the bucket (`None`), unless `--state-dir` keeps it on
+/// this machine.
+fn checkpoint_dir(run: &TranscodeRun, ctx: &Ctx, stem: &str) -> Option<std::path::PathBuf> {
+    match (&run.output, &run.state_dir) {
+        (Location::Local(_), _) => Some(ctx.state.for_output(&run.output).input_dir(stem)),
+        (Location::S3 { .. }, Some(root)) => Some(
+            vidpipe::state::StateDirs::new(root)
+                .for_output(&run.output)
+                .input_dir(stem),
+        ),
+        (Location::S3 { .. }, None) => None,
+    }
 }
 
 /// Validated settings for `transcode-hls`.
@@ -107,6 +125,12 @@ pub fn settings(layers: &Layers, args: &TranscodeArgs) -> Result<TranscodeRun, S
     Ok(TranscodeRun {
         inputs: args.inputs.clone(),
         output,
+        state_dir: s.get(
+            "state-dir",
+            args.state_dir.as_deref(),
+            cfg.state_dir.as_ref(),
+            |v| Ok(std::path::PathBuf::from(v)),
+        )?,
         delete_source: s.switch(
             "delete-source",
             args.delete_source,
@@ -195,8 +219,12 @@ fn transcode_one(
         input: item.source.clone(),
         open: readable.open().to_string(),
         prefix: format!("{}/", item.stem),
-        state_dir: ctx.state.for_output(&run.output).input_dir(&item.stem),
+        state_dir: checkpoint_dir(run, ctx, &item.stem),
         identity: item.identity.clone(),
+    };
+    let checkpoint = match &job.state_dir {
+        Some(dir) => dir.display().to_string(),
+        None => dest.describe(&format!("{}.vidpipe/", job.prefix)),
     };
     match hls::transcode(&job, dest, &run.settings, ctx.reporter(), &ctx.cancel) {
         Ok(published) => {
@@ -205,8 +233,7 @@ fn transcode_one(
         Err(HlsError::Interrupted) => {
             eprintln!(
                 "interrupted: {} is checkpointed in {}; run the same command again to resume",
-                item.source,
-                job.state_dir.display()
+                item.source, checkpoint
             );
             return Err(Outcome::Interrupted);
         }

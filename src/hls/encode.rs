@@ -54,7 +54,7 @@ pub(super) fn encode(
     run: &Run<'_>,
     ictx: &mut ff::format::context::Input,
     info: &MediaInfo,
-    checkpoint: &CheckpointFile,
+    checkpoint: &CheckpointFile<'_>,
     plan: EncodePlan,
 ) -> Result<(), HlsError> {
     let clock = checkpoint.snapshot().clock;

@@ -29,7 +29,7 @@ use crate::progress::{Event, Reporter};
 use crate::storage::Destination;
 use crate::units::Bitrate;
 use crate::CancelFlag;
-use checkpoint::{Checkpoint, CheckpointFile};
+use checkpoint::{Checkpoint, CheckpointFile, Place};
 use clock::SegmentClock;
 use encode::EncodePlan;
 use ladder::{Ladder, Rendition};
@@ -162,9 +162,11 @@ pub struct Job {
     pub open: String,
     /// Output key prefix (`<stem>/`) under the destination.
     pub prefix: String,
-    /// The input's state directory, for the checkpoint
-    /// ([`crate::state::OutputState::input_dir`]).
-    pub state_dir: PathBuf,
+    /// The input's state directory for the checkpoint
+    /// ([`crate::state::OutputState::input_dir`]), or `None` to keep it
+    /// beside the output in the destination (`<stem>/.vidpipe/`), where any
+    /// machine finds it.
+    pub state_dir: Option<PathBuf>,
     /// Identity of the input for the checkpoint (size, mtime...).
     pub identity: String,
     /// Where the input stands in its batch.
@@ -260,7 +262,7 @@ struct Pending {
     first_segment: u32,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     /// Opens and describes the input, plans the ladder, and announces both.
     fn probe(&self) -> Result<Probed, HlsError> {
         let input =
@@ -324,23 +326,32 @@ impl Run<'_> {
     /// Resumes the checkpoint of an earlier run with the same input and
     /// settings, or clears that run's output and starts a fresh one.
     /// Returns the checkpoint and whether it is resumed.
-    fn open_checkpoint(&self, probed: &Probed) -> Result<(CheckpointFile, bool), HlsError> {
+    fn open_checkpoint(&self, probed: &Probed) -> Result<(CheckpointFile<'a>, bool), HlsError> {
         let job = self.job;
         let fresh = Checkpoint::new(
             job.identity.clone(),
             fingerprint(&(self.settings, &probed.renditions, probed.audio.is_some())),
             probed.clock,
         );
-        let cp_path = CheckpointFile::path_in(&job.state_dir);
-        // A run killed mid-write leaves temp files; they are never referenced.
-        crate::fsutil::remove_partials(&job.state_dir).ok();
+        let place = match &job.state_dir {
+            Some(dir) => {
+                // A run killed mid-write leaves temp files; they are never
+                // referenced.
+                crate::fsutil::remove_partials(dir).ok();
+                Place::Dir(dir.clone())
+            }
+            None => Place::Output {
+                dest: self.dest,
+                dir: format!("{}{}", job.prefix, crate::state::STATE_DIR_NAME),
+            },
+        };
         if let Err(e) = self.dest.remove_incomplete(&job.prefix) {
             tracing::warn!(
                 "cannot remove temp files under {}: {e}",
                 self.dest.describe(&job.prefix)
             );
         }
-        let earlier = CheckpointFile::load(&cp_path)?.reported(self.reporter, &job.input);
+        let earlier = CheckpointFile::load(&place)?.reported(self.reporter, &job.input);
         let (start, resuming) = match earlier {
             Some(old) if old.matches(&fresh) => (old, true),
             earlier => {
@@ -355,7 +366,7 @@ impl Run<'_> {
                 (start, false)
             }
         };
-        let checkpoint = CheckpointFile::create(cp_path, start)?;
+        let checkpoint = CheckpointFile::create(place, start, resuming)?;
         Ok((checkpoint, resuming))
     }
 
@@ -374,7 +385,7 @@ impl Run<'_> {
 
     /// The renditions the checkpoint does not hold complete; announces the
     /// others as skipped.
-    fn pending(&self, probed: &Probed, checkpoint: &CheckpointFile) -> Pending {
+    fn pending(&self, probed: &Probed, checkpoint: &CheckpointFile<'_>) -> Pending {
         let state = checkpoint.snapshot();
         let done = |name: &String| state.renditions.get(name).is_some_and(|r| r.done);
         let (complete, names): (Vec<String>, Vec<String>) =
@@ -436,7 +447,11 @@ impl Run<'_> {
 
     /// Writes the master playlist of the complete renditions and announces
     /// the input as done; returns the master's location.
-    fn publish(&self, probed: &Probed, checkpoint: &CheckpointFile) -> Result<String, HlsError> {
+    fn publish(
+        &self,
+        probed: &Probed,
+        checkpoint: &CheckpointFile<'_>,
+    ) -> Result<String, HlsError> {
         let master = write_master(
             self.job,
             self.dest,
@@ -459,7 +474,7 @@ impl Run<'_> {
     /// the new master is in place, so no published playlist names a removed
     /// file. The package is complete either way: a failure is a warning,
     /// and the next run tries again.
-    fn tidy_superseded(&self, checkpoint: &CheckpointFile) {
+    fn tidy_superseded(&self, checkpoint: &CheckpointFile<'_>) {
         let state = checkpoint.snapshot();
         if state.superseded.is_empty() {
             return;
@@ -583,7 +598,7 @@ fn write_master(
     settings: &TranscodeSettings,
     renditions: &[Rendition],
     audio: Option<&AudioInfo>,
-    checkpoint: &CheckpointFile,
+    checkpoint: &CheckpointFile<'_>,
 ) -> Result<String, HlsError> {
     let state = checkpoint.snapshot();
     let clock = state.clock;
@@ -699,7 +714,7 @@ mod tests {
             input: "clip.mp4".into(),
             open: "clip.mp4".into(),
             prefix: "clip/".into(),
-            state_dir: dir.path().join("clip"),
+            state_dir: Some(dir.path().join("clip")),
             identity: String::new(),
         };
         let err = clear_previous_output(&job, &dest, None, &["720p".into()])

@@ -40,7 +40,7 @@ pub struct Shared<'a> {
     /// Segment container.
     pub format: SegmentFormat,
     /// Checkpoint to record segments in.
-    pub checkpoint: &'a CheckpointFile,
+    pub checkpoint: &'a CheckpointFile<'a>,
     /// Event sink.
     pub reporter: &'a dyn Reporter,
     /// Expected number of output frames, for progress.
@@ -102,6 +102,15 @@ impl<'a> Segmenter<'a> {
                 .map(|end| (0, end)),
         };
         let uri = format!("seg_{:05}.{}", self.index, self.shared.format.extension());
+        let held = self.shared.checkpoint.segment(&self.rendition, self.index);
+        if held.is_some_and(|held| held.uri == uri) {
+            // An earlier run stored this segment (the rendition was ahead
+            // of the others when it stopped): it stays as it is.
+            self.index += 1;
+            self.iframe = None;
+            self.open = false;
+            return Ok(());
+        }
         put(self.shared, &format!("{}/{uri}", self.rendition), &bytes)?;
         let info = SegmentInfo {
             uri,

@@ -206,6 +206,37 @@ impl Garage {
             .to_vec()
     }
 
+    /// Every object under `prefix`: key, ETag and when it was stored.
+    pub fn objects(&self, prefix: &str) -> Vec<(String, String, String)> {
+        let rt = runtime();
+        let client = self.client();
+        let mut objects = Vec::new();
+        let mut token = None;
+        loop {
+            let page = rt
+                .block_on(
+                    client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(token.clone())
+                        .send(),
+                )
+                .expect("list objects");
+            objects.extend(page.contents().iter().map(|o| {
+                (
+                    o.key().unwrap_or_default().to_string(),
+                    o.e_tag().unwrap_or_default().to_string(),
+                    o.last_modified().map(|t| t.to_string()).unwrap_or_default(),
+                )
+            }));
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                return objects;
+            }
+        }
+    }
+
     /// Every key under `prefix`.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let rt = runtime();
