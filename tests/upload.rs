@@ -938,3 +938,101 @@ fn two_machines_resuming_the_same_upload_at_once_store_the_file_intact() {
         "stored object differs from the source"
     );
 }
+
+/// Three machines on one key: the first is killed after a part; the second
+/// adopts its upload and is paused after sending a part; meanwhile a third
+/// adopts the same upload for `third_source` and completes it. Returns
+/// what the second says when it goes on.
+fn resumed_while_another_completes(
+    garage: &Garage,
+    tmp: &Path,
+    source: &Path,
+    third_source: &Path,
+    dest: &str,
+) -> std::process::Output {
+    let args = |src: &Path| -> Vec<String> {
+        [
+            src.to_str().expect("utf8"),
+            dest,
+            "--part-size",
+            "5MiB",
+            "--concurrency",
+            "1",
+            "--progress",
+            "json",
+        ]
+        .map(str::to_string)
+        .to_vec()
+    };
+    let first = args(source);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    killed_after(garage, &tmp.join("first-machine"), &first, 1);
+    let mut second = upload(garage, &tmp.join("second-machine"), &first);
+    second.arg("-v");
+    let second = uploading_past(second, 1);
+    let pid = second.id().to_string();
+    assert!(run(Command::new("kill").args(["-STOP", &pid]))
+        .status
+        .success());
+    let third = args(third_source);
+    let third: Vec<&str> = third.iter().map(String::as_str).collect();
+    let o = run(upload(garage, &tmp.join("third-machine"), &third).arg("-v"));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("adopted the upload"), "{stderr}");
+    assert!(run(Command::new("kill").args(["-CONT", &pid]))
+        .status
+        .success());
+    second.wait_with_output().expect("wait")
+}
+
+#[test]
+fn a_run_whose_shared_upload_another_completed_succeeds_only_if_the_object_is_its_file() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("shared.bin");
+    write_random(&file, 30 << 20);
+
+    // The third machine stores the same file: the second accepts it.
+    let dest = format!("s3://{}/same/shared.bin", garage.bucket);
+    let out = resumed_while_another_completes(&garage, tmp.path(), &file, &file, &dest);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("completed or aborted by another process meanwhile"),
+        "{stderr}"
+    );
+    assert!(
+        garage.get("same/shared.bin") == std::fs::read(&file).expect("read"),
+        "stored object differs from the source"
+    );
+
+    // The third machine's copy differs in its last part, which nobody had
+    // sent: it completes the upload with its own file; the second refuses
+    // to call that its upload.
+    use std::os::unix::fs::FileExt;
+    let other = tmp.path().join("other.bin");
+    std::fs::copy(&file, &other).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&other)
+        .and_then(|f| f.write_all_at(&[0x5A; 4096], (29 << 20) as u64))
+        .expect("edit the last part");
+    let tmp2 = tmp.path().join("again");
+    std::fs::create_dir(&tmp2).expect("mkdir");
+    let dest = format!("s3://{}/differs/shared.bin", garage.bucket);
+    let out = resumed_while_another_completes(&garage, &tmp2, &file, &other, &dest);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: the upload to {dest} was completed or aborted by another process meanwhile",
+            file.display()
+        )) && stderr.contains("does not hold this file now"),
+        "{stderr}"
+    );
+    assert!(
+        garage.get("differs/shared.bin") == std::fs::read(&other).expect("read"),
+        "the object is not the completing machine's file"
+    );
+}

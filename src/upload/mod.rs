@@ -148,6 +148,7 @@ pub fn upload_all(
                 reporter,
                 cancel,
                 limit: limit.clone(),
+                vanished: Default::default(),
             };
             async move { ctx.run().await }
         });
@@ -467,6 +468,9 @@ struct Upload<'a> {
     reporter: &'a dyn Reporter,
     cancel: &'a CancelFlag,
     limit: Arc<Semaphore>,
+    /// Why the multipart upload is known to be gone (another process
+    /// completed or aborted it): the parts still to send are not tried.
+    vanished: std::sync::OnceLock<String>,
 }
 
 fn b64(crc: u32) -> String {
@@ -504,10 +508,14 @@ fn unchanged(file: &std::fs::File, before: &std::fs::Metadata) -> Result<(), Upl
 }
 
 impl Upload<'_> {
-    /// Fails the attempt about to start when the run is interrupted.
+    /// Fails the attempt about to start when the run is interrupted or
+    /// the upload is gone.
     fn check_cancel<E: std::error::Error + 'static>(&self) -> Result<(), SendFailure<E>> {
         if self.cancel.load(Ordering::SeqCst) {
             return Err(SendFailure::Local(UploadError::Interrupted));
+        }
+        if let Some(why) = self.vanished.get() {
+            return Err(SendFailure::Local(UploadError::Gone(why.clone())));
         }
         Ok(())
     }
@@ -586,8 +594,28 @@ impl Upload<'_> {
             }
         });
         let completed = async {
+            // A vanished upload explains the other parts' failures.
+            let mut failure = None;
             for result in join_all(parts).await {
-                result?;
+                match result {
+                    Ok(()) => {}
+                    Err(gone @ UploadError::Gone(_)) => return Err(gone),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                // A part sent to a vanished upload can also fail otherwise
+                // (a server that answers before reading the body breaks
+                // the pipe): ask whether the upload is still there.
+                let upload_id = lock(&journal).upload_id.clone();
+                if matches!(e, UploadError::Part { .. })
+                    && matches!(self.server_parts(&upload_id).await, Err(None))
+                {
+                    return Err(self.gone("listing its parts"));
+                }
+                return Err(e);
             }
             let journal = lock(&journal).clone();
             if let Err(changed) = unchanged(&file, &meta) {
@@ -953,12 +981,15 @@ impl Upload<'_> {
             .await
     }
 
-    /// The error for an upload that vanished at `when`.
+    /// The error for an upload that vanished at `when`; the parts not yet
+    /// sent are no longer tried.
     fn gone(&self, when: &str) -> UploadError {
-        UploadError::Gone(format!(
+        let why = format!(
             "the upload to {} was completed or aborted by another process meanwhile ({when}: NoSuchUpload)",
             self.item.url()
-        ))
+        );
+        let _ = self.vanished.set(why.clone());
+        UploadError::Gone(why)
     }
 
     /// After the upload vanished under this run (`why`): another process
