@@ -1036,3 +1036,37 @@ fn a_run_whose_shared_upload_another_completed_succeeds_only_if_the_object_is_it
         "the object is not the completing machine's file"
     );
 }
+
+#[test]
+fn an_upload_another_tool_started_without_checksums_is_proven_by_md5_etags() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("tool.bin");
+    write_random(&file, 23 << 20);
+    let bytes = std::fs::read(&file).expect("read");
+    let part = |n: usize| bytes[(n - 1) * (5 << 20)..n * (5 << 20)].to_vec();
+    garage.start_upload_without_checksums("tool/tool.bin", &[part(1), part(2)]);
+
+    let dest = format!("s3://{}/tool/tool.bin", garage.bucket);
+    let o = run(upload(
+        &garage,
+        tmp.path(),
+        &[file.to_str().expect("utf8"), &dest, "--part-size", "5MiB"],
+    )
+    .args(["--progress", "json", "-v"]));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let ev = events(&o.stdout);
+    assert_eq!(the_event(&ev, "initialized")["parts_done"], 2, "{stderr}");
+    let mut sent: Vec<u64> = ev
+        .iter()
+        .filter(|e| e["event"] == "part_done")
+        .map(|e| e["part"].as_u64().expect("part"))
+        .collect();
+    sent.sort_unstable();
+    assert_eq!(sent, [3, 4, 5], "only the parts the server lacks are sent");
+    assert!(
+        garage.get("tool/tool.bin") == bytes,
+        "stored object differs from the source"
+    );
+}

@@ -8,8 +8,11 @@
 //! by the CRC32C the server stored with it, or, when it stored none, by an
 //! ETag that is the MD5 of the part. A part that cannot be proven either
 //! way is sent again; one proven different means the file changed since
-//! that upload started.
+//! that upload started. An upload whose parts carry no CRC32C was started
+//! without a checksum algorithm; its further parts go with a Content-MD5
+//! instead ([`PartChecksum::Md5`]).
 
+use super::journal::PartChecksum;
 use super::plan;
 use md5::{Digest, Md5};
 
@@ -48,6 +51,24 @@ pub fn fits_plan(parts: &[HeldPart], file_size: u64, part_size: u64) -> bool {
             (1..=total).contains(&p.number)
                 && p.size == plan::part_range(file_size, part_size, p.number).1
         })
+}
+
+/// How the upload holding `parts` checksums them: CRC32C when every part
+/// has one, MD5 (an upload started without a checksum algorithm) when none
+/// has; `None` for a mix, which no completion request can name.
+pub fn checksum_of(parts: &[HeldPart]) -> Option<PartChecksum> {
+    if parts.iter().all(|p| p.crc32c.is_some()) {
+        Some(PartChecksum::Crc32c)
+    } else if parts.iter().all(|p| p.crc32c.is_none()) {
+        Some(PartChecksum::Md5)
+    } else {
+        None
+    }
+}
+
+/// The Content-MD5 of `bytes`.
+pub fn md5_base64(bytes: &[u8]) -> String {
+    aws_smithy_types::base64::encode(Md5::digest(bytes))
 }
 
 /// Compares a held part with `bytes`, the local file's bytes for it.
@@ -145,6 +166,24 @@ mod tests {
         held.etag = "\"opaque-etag-of-an-encrypted-part\"".into();
         assert_eq!(check(&held, bytes), PartCheck::Unproven);
         assert_eq!(check(&held, b"short"), PartCheck::Differs, "size");
+    }
+
+    #[test]
+    fn an_upload_checksums_its_parts_one_way() {
+        let mut with = part(1, 1);
+        with.crc32c = Some(7);
+        let without = part(2, 1);
+        let mut other = without.clone();
+        other.crc32c = Some(8);
+        assert_eq!(
+            checksum_of(&[with.clone(), other]),
+            Some(PartChecksum::Crc32c)
+        );
+        assert_eq!(
+            checksum_of(&[without.clone(), part(3, 1)]),
+            Some(PartChecksum::Md5)
+        );
+        assert_eq!(checksum_of(&[with, without]), None);
     }
 
     #[test]

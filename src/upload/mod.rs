@@ -4,7 +4,8 @@
 //! multipart upload whose parts are read from the file at their offset on
 //! every attempt (memory stays near concurrency × part size), sent in
 //! parallel under one semaphore shared by every file of the batch, each
-//! with a CRC32C the server checks, and retried by the storage layer's one
+//! with a CRC32C the server checks (a Content-MD5 for an adopted upload
+//! that another tool started without checksums), and retried by the storage layer's one
 //! retry helper (backoff with jitter, harder on 503 SlowDown) up to
 //! `--attempts` times. Every acknowledged part is recorded
 //! in a [`journal::Journal`]; a re-run reconciles it with ListParts and only
@@ -32,7 +33,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use held::{HeldPart, PartCheck};
-use journal::{Journal, PartRecord};
+use journal::{Journal, PartChecksum, PartRecord};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -253,6 +254,32 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> Transient for SendFa
         match self {
             SendFailure::Local(_) => Verdict::Final,
             SendFailure::Request(e) => e.verdict(),
+        }
+    }
+}
+
+/// A CompleteMultipartUpload that failed. InvalidPart is tried again:
+/// while another process that adopted the same upload is sending a part
+/// this run already sent, the server's newest version of that part is
+/// unfinished and matches no ETag, until that send ends.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct CompleteFailure(
+    SdkError<aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError>,
+);
+
+impl CompleteFailure {
+    fn is_invalid_part<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
+        e.as_service_error().and_then(|s| s.code()) == Some("InvalidPart")
+    }
+}
+
+impl Transient for CompleteFailure {
+    fn verdict(&self) -> Verdict {
+        if Self::is_invalid_part(&self.0) {
+            Verdict::Retry
+        } else {
+            self.0.verdict()
         }
     }
 }
@@ -817,6 +844,7 @@ impl Upload<'_> {
             key: self.item.key.clone(),
             upload_id,
             part_size,
+            part_checksum: PartChecksum::Crc32c,
             parts: Default::default(),
         };
         journal.save(path)?;
@@ -880,7 +908,10 @@ impl Upload<'_> {
             .acquire()
             .await
             .map_err(|e| UploadError::Remote(e.to_string()))?;
-        let upload_id = lock(journal).upload_id.clone();
+        let (upload_id, checksum) = {
+            let journal = lock(journal);
+            (journal.upload_id.clone(), journal.part_checksum)
+        };
         let upload_id = upload_id.as_str();
         let what = format!("{} part {number}", self.item.url());
         let sent = retry(self.policy, &what, || async move {
@@ -891,14 +922,18 @@ impl Upload<'_> {
                 )))
             })?;
             let crc = crc32c::crc32c(&bytes);
-            let out = self
+            let request = self
                 .data
                 .upload_part()
                 .bucket(&self.item.bucket)
                 .key(&self.item.key)
                 .upload_id(upload_id)
-                .part_number(number as i32)
-                .checksum_crc32_c(b64(crc))
+                .part_number(number as i32);
+            let request = match checksum {
+                PartChecksum::Crc32c => request.checksum_crc32_c(b64(crc)),
+                PartChecksum::Md5 => request.content_md5(held::md5_base64(&bytes)),
+            };
+            let out = request
                 .body(ByteStream::from(bytes))
                 .send()
                 .await
@@ -948,35 +983,53 @@ impl Upload<'_> {
             .parts
             .iter()
             .map(|(n, p)| {
-                CompletedPart::builder()
+                let part = CompletedPart::builder()
                     .part_number(*n as i32)
-                    .e_tag(&p.etag)
-                    .checksum_crc32_c(b64(p.crc32c))
-                    .build()
+                    .e_tag(&p.etag);
+                match journal.part_checksum {
+                    PartChecksum::Crc32c => part.checksum_crc32_c(b64(p.crc32c)),
+                    PartChecksum::Md5 => part,
+                }
+                .build()
             })
             .collect();
-        self.control
-            .complete_multipart_upload()
-            .bucket(&self.item.bucket)
-            .key(&self.item.key)
-            .upload_id(&journal.upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| {
-                if is_no_such_upload(&e) {
-                    return self.gone("completing it");
-                }
-                UploadError::Remote(format!(
-                    "cannot complete the upload to {}: {}",
-                    self.item.url(),
-                    failed(e)
-                ))
-            })?;
+        let what = format!("completing the upload to {}", self.item.url());
+        let parts = &parts;
+        let completed = retry(self.policy, &what, || async move {
+            self.data
+                .complete_multipart_upload()
+                .bucket(&self.item.bucket)
+                .key(&self.item.key)
+                .upload_id(&journal.upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts.clone()))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(CompleteFailure)
+        })
+        .await;
+        completed.map_err(|gave_up| {
+            let CompleteFailure(e) = gave_up.error;
+            if is_no_such_upload(&e) {
+                return self.gone("completing it");
+            }
+            let url = self.item.url();
+            if CompleteFailure::is_invalid_part(&e) {
+                return UploadError::Remote(format!(
+                    "cannot complete the upload to {url}: the server holds other parts than this run sent \
+                     (InvalidPart after {} attempts), so another process is sending parts to the same \
+                     upload; run the same command again",
+                    gave_up.attempts
+                ));
+            }
+            UploadError::Remote(format!(
+                "cannot complete the upload to {url}: {}",
+                failed(e)
+            ))
+        })?;
         self.verify(size, composite(journal.parts.values().map(|p| p.crc32c)))
             .await
     }
@@ -1074,6 +1127,12 @@ impl Upload<'_> {
                 );
                 continue;
             }
+            let Some(part_checksum) = held::checksum_of(&on_server) else {
+                tracing::debug!(
+                    "{url}: not adopting the upload {id}: some of its parts have a CRC32C, others none"
+                );
+                continue;
+            };
             let mut parts = std::collections::BTreeMap::new();
             for part in &on_server {
                 let number = part.number;
@@ -1121,6 +1180,7 @@ impl Upload<'_> {
                 key: self.item.key.clone(),
                 upload_id: upload.upload_id,
                 part_size,
+                part_checksum,
                 parts,
             }));
         }
@@ -1192,6 +1252,7 @@ mod tests {
             key: "k".into(),
             upload_id: "u".into(),
             part_size: 1,
+            part_checksum: PartChecksum::Crc32c,
             parts: Default::default(),
         };
         let e = UploadError::from(journal.save(&path).expect_err("cannot write"));
