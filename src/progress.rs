@@ -86,6 +86,16 @@ pub enum Event {
         parts_done: u32,
         bytes_total: u64,
     },
+    /// With no journal of its own, an upload continues an unfinished
+    /// multipart upload the server holds for the key (started elsewhere):
+    /// `parts_reused` of its `parts_held` parts proved to be the file's.
+    UploadAdopted {
+        input: String,
+        url: String,
+        upload_id: String,
+        parts_held: u32,
+        parts_reused: u32,
+    },
     /// A part was acknowledged by the server.
     PartDone {
         input: String,

@@ -1,6 +1,7 @@
 //! upload-chunked against a real Garage server: byte-exact round trips of
-//! many sizes, resume after kill -9 without re-sending acknowledged parts,
-//! a changed source refused, and bad input with clear errors.
+//! many sizes, resume after kill -9 without re-sending acknowledged parts
+//! (also on another machine, from the parts the server holds), a changed
+//! source refused, two machines on one key, and bad input with clear errors.
 
 mod common;
 
@@ -757,4 +758,315 @@ fn abort_needs_neither_the_journal_nor_the_source() {
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{stderr}");
     assert!(stderr.contains("nothing to abort"), "{stderr}");
+}
+
+/// Starts `args` with `--progress json`, kills it (-9) once `parts` parts
+/// are acknowledged, and leaves its unfinished upload on the server.
+fn killed_after(garage: &Garage, state: &Path, args: &[&str], parts: usize) {
+    let mut child = uploading_past(upload(garage, state, args), parts);
+    child.kill().expect("kill -9");
+    assert!(
+        !child.wait().expect("wait").success(),
+        "finished before the kill"
+    );
+}
+
+/// The one event of kind `kind` among `ev`.
+fn the_event<'a>(ev: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
+    let found: Vec<_> = ev.iter().filter(|e| e["event"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind} event: {ev:?}");
+    found[0]
+}
+
+#[test]
+fn an_upload_killed_on_one_machine_resumes_on_another_from_the_servers_parts() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("moved.bin");
+    write_random(&file, 80 << 20);
+    let dest = format!("s3://{}/moved/moved.bin", garage.bucket);
+    let args = [
+        file.to_str().expect("utf8"),
+        &dest,
+        "--part-size",
+        "5MiB",
+        "--concurrency",
+        "2",
+        "--progress",
+        "json",
+    ];
+    killed_after(&garage, &tmp.path().join("first-machine"), &args, 5);
+
+    // Another machine: same file, same command, no journal.
+    let o = run(upload(&garage, &tmp.path().join("second-machine"), &args).arg("-v"));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let ev = events(&o.stdout);
+    let init = the_event(&ev, "initialized");
+    assert_eq!(init["parts_total"], 16);
+    let held = init["parts_done"].as_u64().expect("parts_done");
+    assert!(held >= 5, "the acknowledged parts are reused: {init}");
+    let adopted = the_event(&ev, "upload_adopted");
+    assert_eq!(adopted["parts_held"].as_u64(), Some(held), "{adopted}");
+    assert_eq!(adopted["parts_reused"].as_u64(), Some(held), "{adopted}");
+    let sent = ev.iter().filter(|e| e["event"] == "part_done").count() as u64;
+    assert_eq!(sent, 16 - held, "only the parts the server lacks are sent");
+    assert!(stderr.contains("adopted the upload"), "{stderr}");
+    assert!(
+        garage.get("moved/moved.bin") == std::fs::read(&file).expect("read"),
+        "stored object differs from the source"
+    );
+    assert!(
+        incomplete(&garage, tmp.path(), "moved/").is_empty(),
+        "an upload was left behind"
+    );
+}
+
+#[test]
+fn a_file_changed_since_its_upload_started_elsewhere_is_refused_from_the_parts_checksums() {
+    use std::os::unix::fs::FileExt;
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("edited.bin");
+    write_random(&file, 40 << 20);
+    let dest = format!("s3://{}/edited/edited.bin", garage.bucket);
+    let args = [
+        file.to_str().expect("utf8"),
+        &dest,
+        "--part-size",
+        "5MiB",
+        "--concurrency",
+        "1",
+        "--progress",
+        "json",
+    ];
+    killed_after(&garage, &tmp.path().join("first-machine"), &args, 2);
+    // Same size, other bytes inside part 1, which the server holds.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.write_all_at(&[0xA5; 4096], 1 << 20))
+        .expect("rewrite in place");
+
+    let second = tmp.path().join("second-machine");
+    let o = run(&mut upload(&garage, &second, &args));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: refusing to resume: part 1", file.display()))
+            && stderr.contains("--abort"),
+        "{stderr}"
+    );
+    assert!(
+        !events(&o.stdout).iter().any(|e| e["event"] == "part_done"),
+        "a part was sent to the refused upload"
+    );
+    assert!(garage.keys("edited/").is_empty(), "an object was stored");
+    assert_eq!(
+        incomplete(&garage, tmp.path(), "edited/").len(),
+        1,
+        "the server's upload is left in place"
+    );
+
+    // What the message says to do: abort, then upload again.
+    let aborted = run(&mut upload(
+        &garage,
+        &second,
+        &["--abort", args[0], args[1]],
+    ));
+    assert!(
+        aborted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&aborted.stderr)
+    );
+    let o = run(&mut upload(&garage, &second, &args));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        garage.get("edited/edited.bin") == std::fs::read(&file).expect("read"),
+        "stored object differs from the edited source"
+    );
+}
+
+#[test]
+fn two_machines_resuming_the_same_upload_at_once_store_the_file_intact() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("twice.bin");
+    write_random(&file, 80 << 20);
+    let dest = format!("s3://{}/twice/twice.bin", garage.bucket);
+    let args = [
+        file.to_str().expect("utf8"),
+        &dest,
+        "--part-size",
+        "5MiB",
+        "--concurrency",
+        "2",
+        "--progress",
+        "json",
+    ];
+    killed_after(&garage, &tmp.path().join("first-machine"), &args, 3);
+
+    // Both find the same unfinished upload and send its missing parts.
+    let machines: Vec<_> = ["second-machine", "third-machine"]
+        .iter()
+        .map(|m| {
+            upload(&garage, &tmp.path().join(m), &args)
+                .arg("-v")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut succeeded = 0;
+    for child in machines {
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            succeeded += 1;
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("completed or aborted by another process meanwhile"),
+            "{stderr}"
+        );
+    }
+    assert!(succeeded >= 1, "neither upload succeeded");
+    assert!(
+        garage.get("twice/twice.bin") == std::fs::read(&file).expect("read"),
+        "stored object differs from the source"
+    );
+}
+
+/// Three machines on one key: the first is killed after a part; the second
+/// adopts its upload and is paused after sending a part; meanwhile a third
+/// adopts the same upload for `third_source` and completes it. Returns
+/// what the second says when it goes on.
+fn resumed_while_another_completes(
+    garage: &Garage,
+    tmp: &Path,
+    source: &Path,
+    third_source: &Path,
+    dest: &str,
+) -> std::process::Output {
+    let args = |src: &Path| -> Vec<String> {
+        [
+            src.to_str().expect("utf8"),
+            dest,
+            "--part-size",
+            "5MiB",
+            "--concurrency",
+            "1",
+            "--progress",
+            "json",
+        ]
+        .map(str::to_string)
+        .to_vec()
+    };
+    let first = args(source);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    killed_after(garage, &tmp.join("first-machine"), &first, 1);
+    let mut second = upload(garage, &tmp.join("second-machine"), &first);
+    second.arg("-v");
+    let second = uploading_past(second, 1);
+    let pid = second.id().to_string();
+    assert!(run(Command::new("kill").args(["-STOP", &pid]))
+        .status
+        .success());
+    let third = args(third_source);
+    let third: Vec<&str> = third.iter().map(String::as_str).collect();
+    let o = run(upload(garage, &tmp.join("third-machine"), &third).arg("-v"));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("adopted the upload"), "{stderr}");
+    assert!(run(Command::new("kill").args(["-CONT", &pid]))
+        .status
+        .success());
+    second.wait_with_output().expect("wait")
+}
+
+#[test]
+fn a_run_whose_shared_upload_another_completed_succeeds_only_if_the_object_is_its_file() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("shared.bin");
+    write_random(&file, 30 << 20);
+
+    // The third machine stores the same file: the second accepts it.
+    let dest = format!("s3://{}/same/shared.bin", garage.bucket);
+    let out = resumed_while_another_completes(&garage, tmp.path(), &file, &file, &dest);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("completed or aborted by another process meanwhile"),
+        "{stderr}"
+    );
+    assert!(
+        garage.get("same/shared.bin") == std::fs::read(&file).expect("read"),
+        "stored object differs from the source"
+    );
+
+    // The third machine's copy differs in its last part, which nobody had
+    // sent: it completes the upload with its own file; the second refuses
+    // to call that its upload.
+    use std::os::unix::fs::FileExt;
+    let other = tmp.path().join("other.bin");
+    std::fs::copy(&file, &other).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&other)
+        .and_then(|f| f.write_all_at(&[0x5A; 4096], (29 << 20) as u64))
+        .expect("edit the last part");
+    let tmp2 = tmp.path().join("again");
+    std::fs::create_dir(&tmp2).expect("mkdir");
+    let dest = format!("s3://{}/differs/shared.bin", garage.bucket);
+    let out = resumed_while_another_completes(&garage, &tmp2, &file, &other, &dest);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: the upload to {dest} was completed or aborted by another process meanwhile",
+            file.display()
+        )) && stderr.contains("does not hold this file now"),
+        "{stderr}"
+    );
+    assert!(
+        garage.get("differs/shared.bin") == std::fs::read(&other).expect("read"),
+        "the object is not the completing machine's file"
+    );
+}
+
+#[test]
+fn an_upload_another_tool_started_without_checksums_is_proven_by_md5_etags() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("tool.bin");
+    write_random(&file, 23 << 20);
+    let bytes = std::fs::read(&file).expect("read");
+    let part = |n: usize| bytes[(n - 1) * (5 << 20)..n * (5 << 20)].to_vec();
+    garage.start_upload_without_checksums("tool/tool.bin", &[part(1), part(2)]);
+
+    let dest = format!("s3://{}/tool/tool.bin", garage.bucket);
+    let o = run(upload(
+        &garage,
+        tmp.path(),
+        &[file.to_str().expect("utf8"), &dest, "--part-size", "5MiB"],
+    )
+    .args(["--progress", "json", "-v"]));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let ev = events(&o.stdout);
+    assert_eq!(the_event(&ev, "initialized")["parts_done"], 2, "{stderr}");
+    let mut sent: Vec<u64> = ev
+        .iter()
+        .filter(|e| e["event"] == "part_done")
+        .map(|e| e["part"].as_u64().expect("part"))
+        .collect();
+    sent.sort_unstable();
+    assert_eq!(sent, [3, 4, 5], "only the parts the server lacks are sent");
+    assert!(
+        garage.get("tool/tool.bin") == bytes,
+        "stored object differs from the source"
+    );
 }

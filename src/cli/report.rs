@@ -214,7 +214,7 @@ impl Reporter for Bars {
                 state.clear_when_idle(&self.multi);
             }
             // Warnings and errors are printed by the [`Console`].
-            Event::PartDone { .. } | Event::Presigned { .. } => {}
+            Event::PartDone { .. } | Event::Presigned { .. } | Event::UploadAdopted { .. } => {}
             Event::Warning { .. } | Event::Kept { .. } | Event::UploadAborted { .. } => {}
         }
     }

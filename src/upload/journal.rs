@@ -24,6 +24,21 @@ pub struct PartRecord {
     pub size: u64,
 }
 
+/// How the parts of an upload are checksummed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartChecksum {
+    /// Each part is sent with its CRC32C, which the server stores, and the
+    /// object's composite CRC32C is checked at the end (uploads vidpipe
+    /// starts).
+    #[default]
+    Crc32c,
+    /// The upload was started without a checksum algorithm (by another
+    /// tool): parts carry a Content-MD5 the server checks, and the
+    /// completion names none.
+    Md5,
+}
+
 /// The journal of one multipart upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
@@ -41,6 +56,9 @@ pub struct Journal {
     pub upload_id: String,
     /// Bytes per part (the last may be shorter).
     pub part_size: u64,
+    /// How its parts are checksummed (journals that do not say: CRC32C).
+    #[serde(default)]
+    pub part_checksum: PartChecksum,
     /// Acknowledged parts by 1-based number.
     pub parts: BTreeMap<u32, PartRecord>,
 }
@@ -91,6 +109,7 @@ mod tests {
             key: "k/v.mp4".into(),
             upload_id: "id".into(),
             part_size: 5 << 20,
+            part_checksum: PartChecksum::Md5,
             parts: BTreeMap::new(),
         };
         j.parts.insert(
@@ -105,5 +124,13 @@ mod tests {
         assert_eq!(Journal::load(&path).expect("load").value, Some(j.clone()));
         assert_eq!(j.bytes_done(), 10);
         assert_ne!(path, Journal::path_for(dir.path(), "b", "k/other.mp4"));
+    }
+
+    #[test]
+    fn journals_written_before_part_checksums_were_recorded_mean_crc32c() {
+        let old = r#"{"source":"v.mp4","source_size":10,"source_mtime":7,"bucket":"b",
+            "key":"k","upload_id":"id","part_size":5242880,"parts":{}}"#;
+        let j: Journal = serde_json::from_str(old).expect("parse");
+        assert_eq!(j.part_checksum, PartChecksum::Crc32c);
     }
 }

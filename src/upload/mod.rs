@@ -4,16 +4,22 @@
 //! multipart upload whose parts are read from the file at their offset on
 //! every attempt (memory stays near concurrency × part size), sent in
 //! parallel under one semaphore shared by every file of the batch, each
-//! with a CRC32C the server checks, and retried by the storage layer's one
+//! with a CRC32C the server checks (a Content-MD5 for an adopted upload
+//! that another tool started without checksums), and retried by the storage layer's one
 //! retry helper (backoff with jitter, harder on 503 SlowDown) up to
 //! `--attempts` times. Every acknowledged part is recorded
 //! in a [`journal::Journal`]; a re-run reconciles it with ListParts and only
-//! sends what is missing. A source whose size or mtime changed while it was
+//! sends what is missing. Without a journal (another machine started the
+//! upload, or the state directory is gone) the server's incomplete upload
+//! of the key is adopted when its parts fit the plan and prove to be the
+//! file's bytes ([`held`]); a held part proven different refuses the file.
+//! A source whose size or mtime changed while it was
 //! read fails the file: a multipart upload is aborted before it completes
 //! (and its journal forgotten), a single PUT's object is deleted again. At
 //! the end the stored object's size and composite checksum are compared
 //! with the source's.
 
+pub mod held;
 pub mod journal;
 pub mod plan;
 
@@ -27,7 +33,8 @@ use crate::CancelFlag;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
-use journal::{Journal, PartRecord};
+use held::{HeldPart, PartCheck};
+use journal::{Journal, PartChecksum, PartRecord};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -99,6 +106,10 @@ pub enum UploadError {
     /// Interrupted; the journal is kept.
     #[error("interrupted")]
     Interrupted,
+    /// The multipart upload vanished while this run was using it: another
+    /// process (that had adopted it too) completed or aborted it.
+    #[error("{0}")]
+    Gone(String),
 }
 
 /// What one finished upload did.
@@ -141,6 +152,7 @@ pub fn upload_all(
                 reporter,
                 cancel,
                 limit: limit.clone(),
+                vanished: Default::default(),
             };
             async move { ctx.run().await }
         });
@@ -245,6 +257,32 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> Transient for SendFa
         match self {
             SendFailure::Local(_) => Verdict::Final,
             SendFailure::Request(e) => e.verdict(),
+        }
+    }
+}
+
+/// A CompleteMultipartUpload that failed. InvalidPart is tried again:
+/// while another process that adopted the same upload is sending a part
+/// this run already sent, the server's newest version of that part is
+/// unfinished and matches no ETag, until that send ends.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct CompleteFailure(
+    SdkError<aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError>,
+);
+
+impl CompleteFailure {
+    fn is_invalid_part<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
+        e.as_service_error().and_then(|s| s.code()) == Some("InvalidPart")
+    }
+}
+
+impl Transient for CompleteFailure {
+    fn verdict(&self) -> Verdict {
+        if Self::is_invalid_part(&self.0) {
+            Verdict::Retry
+        } else {
+            self.0.verdict()
         }
     }
 }
@@ -395,21 +433,27 @@ pub fn list_incomplete(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<IncompleteUpload>, UploadError> {
+    session.wait(list_uploads(session.client(), bucket, prefix))
+}
+
+/// ListMultipartUploads under `prefix`, every page, oldest first.
+async fn list_uploads(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<IncompleteUpload>, UploadError> {
     let mut found = Vec::new();
     let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
     let now = std::time::SystemTime::now();
     loop {
-        let page = session
-            .wait(
-                session
-                    .client()
-                    .list_multipart_uploads()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .set_key_marker(key_marker.take())
-                    .set_upload_id_marker(id_marker.take())
-                    .send(),
-            )
+        let page = client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.take())
+            .set_upload_id_marker(id_marker.take())
+            .send()
+            .await
             .map_err(|e| {
                 UploadError::Remote(format!(
                     "cannot list the uploads in s3://{bucket}/{prefix}: {}",
@@ -435,7 +479,7 @@ pub fn list_incomplete(
             break;
         }
     }
-    found.sort_by_key(|u| std::cmp::Reverse(u.age_seconds));
+    found.sort_by_key(|u| u.initiated);
     Ok(found)
 }
 
@@ -454,10 +498,20 @@ struct Upload<'a> {
     reporter: &'a dyn Reporter,
     cancel: &'a CancelFlag,
     limit: Arc<Semaphore>,
+    /// Why the multipart upload is known to be gone (another process
+    /// completed or aborted it): the parts still to send are not tried.
+    vanished: std::sync::OnceLock<String>,
 }
 
 fn b64(crc: u32) -> String {
     aws_smithy_types::base64::encode(crc.to_be_bytes())
+}
+
+/// The checksum S3 reports for a multipart object of parts with these
+/// CRC32Cs: the CRC32C of the parts' CRC32Cs, then `-` and the part count.
+fn composite(parts: impl Iterator<Item = u32>) -> String {
+    let joined: Vec<u8> = parts.flat_map(u32::to_be_bytes).collect();
+    format!("{}-{}", b64(crc32c::crc32c(&joined)), joined.len() / 4)
 }
 
 fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
@@ -484,10 +538,14 @@ fn unchanged(file: &std::fs::File, before: &std::fs::Metadata) -> Result<(), Upl
 }
 
 impl Upload<'_> {
-    /// Fails the attempt about to start when the run is interrupted.
+    /// Fails the attempt about to start when the run is interrupted or
+    /// the upload is gone.
     fn check_cancel<E: std::error::Error + 'static>(&self) -> Result<(), SendFailure<E>> {
         if self.cancel.load(Ordering::SeqCst) {
             return Err(SendFailure::Local(UploadError::Interrupted));
+        }
+        if let Some(why) = self.vanished.get() {
+            return Err(SendFailure::Local(UploadError::Gone(why.clone())));
         }
         Ok(())
     }
@@ -531,7 +589,9 @@ impl Upload<'_> {
             return self.single_put(file, &meta).await;
         }
         let journal_path = Journal::path_for(self.journal_dir, &self.item.bucket, &self.item.key);
-        let journal = self.open_journal(&journal_path, &meta, part_size).await?;
+        let journal = self
+            .open_journal(&journal_path, &file, &meta, part_size)
+            .await?;
         let part_size = journal.part_size;
         let total = plan::part_count(size, part_size);
         let resumed = journal.parts.len() as u32;
@@ -564,15 +624,43 @@ impl Upload<'_> {
                     .await
             }
         });
-        for result in join_all(parts).await {
-            result?;
+        let completed = async {
+            // A vanished upload explains the other parts' failures.
+            let mut failure = None;
+            for result in join_all(parts).await {
+                match result {
+                    Ok(()) => {}
+                    Err(gone @ UploadError::Gone(_)) => return Err(gone),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                // A part sent to a vanished upload can also fail otherwise
+                // (a server that answers before reading the body breaks
+                // the pipe): ask whether the upload is still there.
+                let upload_id = lock(&journal).upload_id.clone();
+                if matches!(e, UploadError::Part { .. })
+                    && matches!(self.server_parts(&upload_id).await, Err(None))
+                {
+                    return Err(self.gone("listing its parts"));
+                }
+                return Err(e);
+            }
+            let journal = lock(&journal).clone();
+            if let Err(changed) = unchanged(&file, &meta) {
+                self.discard(&journal.upload_id, &journal_path).await?;
+                return Err(changed);
+            }
+            self.complete(&journal, size).await
+        };
+        match completed.await {
+            Err(UploadError::Gone(why)) => {
+                self.settled_elsewhere(&file, size, part_size, why).await?
+            }
+            other => other?,
         }
-        let journal = lock(&journal).clone();
-        if let Err(changed) = unchanged(&file, &meta) {
-            self.discard(&journal.upload_id, &journal_path).await?;
-            return Err(changed);
-        }
-        self.complete(&journal, size).await?;
         if let Err(e) = Journal::remove(&journal_path) {
             tracing::warn!("{e}");
         }
@@ -692,10 +780,12 @@ impl Upload<'_> {
         Ok(())
     }
 
-    /// The journal to continue, or a new multipart upload.
+    /// The journal to continue, else an incomplete upload the server holds
+    /// for the key (see [`Upload::adopt`]), else a new multipart upload.
     async fn open_journal(
         &self,
         path: &Path,
+        file: &std::fs::File,
         meta: &std::fs::Metadata,
         part_size: u64,
     ) -> Result<Journal, UploadError> {
@@ -711,16 +801,23 @@ impl Upload<'_> {
             }
             match self.server_parts(&journal.upload_id).await {
                 Ok(on_server) => {
-                    journal
-                        .parts
-                        .retain(|n, p| on_server.iter().any(|(m, etag)| m == n && *etag == p.etag));
+                    journal.parts.retain(|n, p| {
+                        on_server
+                            .iter()
+                            .any(|held| held.number == *n && held.etag == p.etag)
+                    });
                     let _ = journal.save(path);
                     return Ok(journal);
                 }
-                // The upload expired or was aborted elsewhere: start over.
+                // The upload expired, or was completed or aborted
+                // elsewhere: look on the server, else start over.
                 Err(None) => {}
                 Err(Some(e)) => return Err(e),
             }
+        }
+        if let Some(journal) = self.adopt(file, meta, part_size).await? {
+            journal.save(path)?;
+            return Ok(journal);
         }
         let headers = self.headers();
         let created = self
@@ -752,6 +849,7 @@ impl Upload<'_> {
             key: self.item.key.clone(),
             upload_id,
             part_size,
+            part_checksum: PartChecksum::Crc32c,
             parts: Default::default(),
         };
         journal.save(path)?;
@@ -760,10 +858,7 @@ impl Upload<'_> {
 
     /// Parts the server holds for `upload_id`; `Err(None)` if the upload
     /// no longer exists.
-    async fn server_parts(
-        &self,
-        upload_id: &str,
-    ) -> Result<Vec<(u32, String)>, Option<UploadError>> {
+    async fn server_parts(&self, upload_id: &str) -> Result<Vec<HeldPart>, Option<UploadError>> {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -787,11 +882,14 @@ impl Upload<'_> {
                     ))))
                 }
             };
-            parts.extend(
-                page.parts()
-                    .iter()
-                    .filter_map(|p| Some((p.part_number()? as u32, p.e_tag()?.to_string()))),
-            );
+            parts.extend(page.parts().iter().filter_map(|p| {
+                Some(HeldPart {
+                    number: u32::try_from(p.part_number()?).ok()?,
+                    size: u64::try_from(p.size()?).ok()?,
+                    etag: p.e_tag()?.to_string(),
+                    crc32c: p.checksum_crc32_c().and_then(held::parse_crc32c),
+                })
+            }));
             match (page.is_truncated(), page.next_part_number_marker()) {
                 (Some(true), Some(next)) => marker = Some(next.to_string()),
                 _ => return Ok(parts),
@@ -815,7 +913,10 @@ impl Upload<'_> {
             .acquire()
             .await
             .map_err(|e| UploadError::Remote(e.to_string()))?;
-        let upload_id = lock(journal).upload_id.clone();
+        let (upload_id, checksum) = {
+            let journal = lock(journal);
+            (journal.upload_id.clone(), journal.part_checksum)
+        };
         let upload_id = upload_id.as_str();
         let what = format!("{} part {number}", self.item.url());
         let sent = retry(self.policy, &what, || async move {
@@ -826,14 +927,18 @@ impl Upload<'_> {
                 )))
             })?;
             let crc = crc32c::crc32c(&bytes);
-            let out = self
+            let request = self
                 .data
                 .upload_part()
                 .bucket(&self.item.bucket)
                 .key(&self.item.key)
                 .upload_id(upload_id)
-                .part_number(number as i32)
-                .checksum_crc32_c(b64(crc))
+                .part_number(number as i32);
+            let request = match checksum {
+                PartChecksum::Crc32c => request.checksum_crc32_c(b64(crc)),
+                PartChecksum::Md5 => request.content_md5(held::md5_base64(&bytes)),
+            };
+            let out = request
                 .body(ByteStream::from(bytes))
                 .send()
                 .await
@@ -842,10 +947,15 @@ impl Upload<'_> {
         })
         .await;
         let (out, crc) = sent.map_err(|gave_up| {
-            send_failed(gave_up, |failed| UploadError::Part {
-                part: number,
-                attempts: failed.attempts,
-                reason: describe(&failed.error),
+            send_failed(gave_up, |failed| {
+                if is_no_such_upload(&failed.error) {
+                    return self.gone(&format!("part {number}"));
+                }
+                UploadError::Part {
+                    part: number,
+                    attempts: failed.attempts,
+                    reason: describe(&failed.error),
+                }
             })
         })?;
         let record = PartRecord {
@@ -878,40 +988,208 @@ impl Upload<'_> {
             .parts
             .iter()
             .map(|(n, p)| {
-                CompletedPart::builder()
+                let part = CompletedPart::builder()
                     .part_number(*n as i32)
-                    .e_tag(&p.etag)
-                    .checksum_crc32_c(b64(p.crc32c))
-                    .build()
+                    .e_tag(&p.etag);
+                match journal.part_checksum {
+                    PartChecksum::Crc32c => part.checksum_crc32_c(b64(p.crc32c)),
+                    PartChecksum::Md5 => part,
+                }
+                .build()
             })
             .collect();
-        self.control
-            .complete_multipart_upload()
+        let what = format!("completing the upload to {}", self.item.url());
+        let parts = &parts;
+        let completed = retry(self.policy, &what, || async move {
+            self.data
+                .complete_multipart_upload()
+                .bucket(&self.item.bucket)
+                .key(&self.item.key)
+                .upload_id(&journal.upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts.clone()))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(CompleteFailure)
+        })
+        .await;
+        completed.map_err(|gave_up| {
+            let CompleteFailure(e) = gave_up.error;
+            if is_no_such_upload(&e) {
+                return self.gone("completing it");
+            }
+            let url = self.item.url();
+            if CompleteFailure::is_invalid_part(&e) {
+                return UploadError::Remote(format!(
+                    "cannot complete the upload to {url}: the server holds other parts than this run sent \
+                     (InvalidPart after {} attempts), so another process is sending parts to the same \
+                     upload; run the same command again",
+                    gave_up.attempts
+                ));
+            }
+            UploadError::Remote(format!(
+                "cannot complete the upload to {url}: {}",
+                failed(e)
+            ))
+        })?;
+        self.verify(size, composite(journal.parts.values().map(|p| p.crc32c)))
+            .await
+    }
+
+    /// The error for an upload that vanished at `when`; the parts not yet
+    /// sent are no longer tried.
+    fn gone(&self, when: &str) -> UploadError {
+        let why = format!(
+            "the upload to {} was completed or aborted by another process meanwhile ({when}: NoSuchUpload)",
+            self.item.url()
+        );
+        let _ = self.vanished.set(why.clone());
+        UploadError::Gone(why)
+    }
+
+    /// After the upload vanished under this run (`why`): another process
+    /// that adopted the same upload completed (or aborted) it. The file
+    /// counts as uploaded only if the key now holds exactly its bytes: its
+    /// size, and the composite CRC32C of its parts (as laid out by the
+    /// same plan, which an adopted upload shares).
+    async fn settled_elsewhere(
+        &self,
+        file: &std::fs::File,
+        size: u64,
+        part_size: u64,
+        why: String,
+    ) -> Result<(), UploadError> {
+        let mut crcs = Vec::new();
+        for number in 1..=plan::part_count(size, part_size) {
+            let (offset, len) = plan::part_range(size, part_size, number);
+            let bytes = read_at(file, offset, len)
+                .map_err(|e| UploadError::Source(format!("cannot read part {number}: {e}")))?;
+            crcs.push(crc32c::crc32c(&bytes));
+        }
+        let expected = composite(crcs.into_iter());
+        let head = self
+            .control
+            .head_object()
             .bucket(&self.item.bucket)
             .key(&self.item.key)
-            .upload_id(&journal.upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
+            .checksum_mode(ChecksumMode::Enabled)
             .send()
-            .await
-            .map_err(|e| {
-                UploadError::Remote(format!(
-                    "cannot complete the upload to {}: {}",
-                    self.item.url(),
-                    failed(e)
-                ))
-            })?;
-        // The composite checksum S3 reports: CRC32C of the parts' CRC32Cs.
-        let joined: Vec<u8> = journal
-            .parts
-            .values()
-            .flat_map(|p| p.crc32c.to_be_bytes())
-            .collect();
-        let composite = format!("{}-{}", b64(crc32c::crc32c(&joined)), journal.parts.len());
-        self.verify(size, composite).await
+            .await;
+        let stored = match &head {
+            Ok(h) => format!(
+                "{} bytes, CRC32C {}",
+                h.content_length().unwrap_or(-1),
+                h.checksum_crc32_c().unwrap_or("unknown")
+            ),
+            Err(e) => format!("nothing readable: {}", describe(e)),
+        };
+        let same = head.as_ref().is_ok_and(|h| {
+            h.content_length() == Some(size as i64) && h.checksum_crc32_c() == Some(&expected)
+        });
+        tracing::debug!(
+            "{}: {why}; it holds {stored}, this file {size} bytes, CRC32C {expected}",
+            self.item.url()
+        );
+        if same {
+            return Ok(());
+        }
+        Err(UploadError::Gone(format!(
+            "{why}, and it does not hold this file now ({stored}); run the same command again to upload it"
+        )))
+    }
+
+    /// An unfinished upload of this key that the server holds, for a run
+    /// without a journal of it: the newest whose parts have the sizes
+    /// `part_size` gives them (others cannot be completed with this
+    /// file's parts; they are left alone). Its parts proven to be the
+    /// file's bytes are kept, those that cannot be proven are sent again,
+    /// and one proven different refuses the file, leaving the upload in
+    /// place.
+    async fn adopt(
+        &self,
+        file: &std::fs::File,
+        meta: &std::fs::Metadata,
+        part_size: u64,
+    ) -> Result<Option<Journal>, UploadError> {
+        let url = self.item.url();
+        let size = meta.len();
+        let mut uploads = list_uploads(self.control, &self.item.bucket, &self.item.key).await?;
+        uploads.retain(|u| u.key == self.item.key);
+        for upload in uploads.into_iter().rev() {
+            let id = &upload.upload_id;
+            let on_server = match self.server_parts(id).await {
+                Ok(parts) => parts,
+                Err(None) => continue,
+                Err(Some(e)) => return Err(e),
+            };
+            if !held::fits_plan(&on_server, size, part_size) {
+                tracing::debug!(
+                    "{url}: not adopting the upload {id}: its {} parts do not fit {part_size}-byte parts of {size} bytes",
+                    on_server.len()
+                );
+                continue;
+            }
+            let Some(part_checksum) = held::checksum_of(&on_server) else {
+                tracing::debug!(
+                    "{url}: not adopting the upload {id}: some of its parts have a CRC32C, others none"
+                );
+                continue;
+            };
+            let mut parts = std::collections::BTreeMap::new();
+            for part in &on_server {
+                let number = part.number;
+                let (offset, len) = plan::part_range(size, part_size, number);
+                let bytes = read_at(file, offset, len)
+                    .map_err(|e| UploadError::Source(format!("cannot read part {number}: {e}")))?;
+                match held::check(part, &bytes) {
+                    PartCheck::Matches => {
+                        let record = PartRecord {
+                            etag: part.etag.clone(),
+                            crc32c: crc32c::crc32c(&bytes),
+                            size: len,
+                        };
+                        parts.insert(number, record);
+                    }
+                    PartCheck::Unproven => {}
+                    PartCheck::Differs => {
+                        return Err(UploadError::Changed(format!(
+                            "refusing to resume: part {number} of the unfinished upload to {url} \
+                             (upload id {id}) differs from this file, which changed since that upload \
+                             started; run `vidpipe upload-chunked --abort` with the same source and \
+                             destination, then upload again"
+                        )))
+                    }
+                }
+            }
+            tracing::debug!(
+                "{url}: adopted the upload {id} started {}s ago: {} of its {} parts proven to be this file's, the others are sent again",
+                upload.age_seconds,
+                parts.len(),
+                on_server.len()
+            );
+            self.reporter.report(Event::UploadAdopted {
+                input: self.name(),
+                url: url.clone(),
+                upload_id: id.clone(),
+                parts_held: on_server.len() as u32,
+                parts_reused: parts.len() as u32,
+            });
+            return Ok(Some(Journal {
+                source: self.item.source.clone(),
+                source_size: size,
+                source_mtime: mtime_ns(meta),
+                bucket: self.item.bucket.clone(),
+                key: self.item.key.clone(),
+                upload_id: upload.upload_id,
+                part_size,
+                part_checksum,
+                parts,
+            }));
+        }
+        Ok(None)
     }
 
     /// Checks the stored object's size and its CRC32C: `expected` is the
@@ -979,6 +1257,7 @@ mod tests {
             key: "k".into(),
             upload_id: "u".into(),
             part_size: 1,
+            part_checksum: PartChecksum::Crc32c,
             parts: Default::default(),
         };
         let e = UploadError::from(journal.save(&path).expect_err("cannot write"));
