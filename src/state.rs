@@ -14,7 +14,7 @@
 //!
 //! | State | Local output `DEST` | Bucket output `s3://B/P/` |
 //! |---|---|---|
-//! | an input's state dir (transcode checkpoint) | `DEST/<stem>/.vidpipe/` | `<root>/s3/B/P/<stem>/.vidpipe/` |
+//! | an input's state dir (transcode checkpoint) | `DEST/<stem>/.vidpipe/` | in the bucket beside the output (see [`crate::hls::checkpoint`]), or with `--state-dir` `<root>/s3/B/P/<stem>/.vidpipe/` |
 //! | live captions state | `DEST/.vidpipe/captions-live.json` | `<root>/s3/B/P/captions-live.json` |
 //! | commentary work dir | `DEST/.vidpipe/commentary/` | `<root>/s3/B/P/.vidpipe/commentary/` |
 //! | upload journals | `<root>/uploads/` | `<root>/uploads/` |
