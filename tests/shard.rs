@@ -518,3 +518,96 @@ fn a_slurm_job_array_publishes_a_bucket_of_clips_into_a_bucket_each_once() {
         check_package(&local, &Expect::sd_clip(2));
     }
 }
+
+#[test]
+fn a_task_cancelled_mid_input_and_resubmitted_elsewhere_resumes_from_the_bucket() {
+    let slurm = Slurm::start();
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "long.mp4", &ClipSpec::new(854, 480, 10.0));
+    garage.put("in/long.mp4", std::fs::read(clip).expect("clip"));
+    // One array task; each submission runs as if on its own machine: its
+    // own state directory and working directory.
+    let submit = |machine: &str| {
+        let home = tmp.path().join(machine);
+        std::fs::create_dir_all(&home).expect("mkdir");
+        let script = format!(
+            "#!/bin/sh\n\
+             exec {} transcode-hls s3://{bucket}/in/ -o s3://{bucket}/out --preset medium \
+             --segment-duration 1 --threads 1 --shard auto --progress json > {}/events.json\n",
+            env!("CARGO_BIN_EXE_vidpipe"),
+            home.display(),
+            bucket = garage.bucket,
+        );
+        let chdir = format!("--chdir={}", home.display());
+        let job = slurm.sbatch_with(&["--array=2-2", &chdir], &script, |cmd| {
+            for (key, _) in std::env::vars() {
+                if key.starts_with("VIDPIPE_") {
+                    cmd.env_remove(key);
+                }
+            }
+            garage.env(cmd);
+            cmd.env("XDG_STATE_HOME", home.join("state"));
+        });
+        (job, home)
+    };
+    let (first, _) = submit("first");
+    // Cancel the task once a few segments of every rendition are recorded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let records = garage.keys("out/long/.vidpipe/segments/360p/");
+        if records.len() >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress:\n{}",
+            slurm.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    slurm.scancel(&format!("{first}_2"));
+    let tasks = slurm.wait(first, std::time::Duration::from_secs(60));
+    assert_eq!(tasks[0].state, "CANCELLED", "{tasks:?}");
+    assert!(!garage
+        .keys("out/long/")
+        .contains(&"out/long/master.m3u8".to_string()));
+    let before: Vec<(String, String, String)> = garage
+        .objects("out/long/")
+        .into_iter()
+        .filter(|(k, _, _)| k.ends_with(".ts"))
+        .collect();
+
+    let (second, home) = submit("second");
+    let tasks = slurm.wait(second, std::time::Duration::from_secs(600));
+    assert_eq!(
+        (tasks[0].state.as_str(), tasks[0].exit_code),
+        ("COMPLETED", 0),
+        "{tasks:?}\n{}",
+        slurm.logs()
+    );
+    let ev = events(&std::fs::read(home.join("events.json")).expect("events"));
+    assert!(
+        ev.iter().any(|e| e["event"] == "resume"),
+        "no resume: {ev:?}"
+    );
+    // Segments stored before the cut keep their ETag and time, but at most
+    // the one per rendition being recorded when the task was cancelled.
+    let after = garage.objects("out/long/");
+    let mut redone: std::collections::BTreeMap<String, u32> = Default::default();
+    for (key, etag, stored) in &before {
+        let now = after.iter().find(|(k, _, _)| k == key).expect("kept");
+        if (&now.1, &now.2) != (etag, stored) {
+            let rendition = key.rsplit('/').nth(1).unwrap_or_default().to_string();
+            *redone.entry(rendition).or_default() += 1;
+        }
+    }
+    assert!(redone.values().all(|&n| n <= 1), "stored again: {redone:?}");
+    eprintln!(
+        "{} segments stored before the cut; stored again after the move: {redone:?}",
+        before.len()
+    );
+    let local = tmp.path().join("check");
+    garage.download("out/long/", &local);
+    check_package(&local, &Expect::sd_clip(10));
+}
