@@ -95,7 +95,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__captions)
-            opts="-o -v -q -h -V --output --segment-duration --mpegts-offset --base-url --duration --master --follow --interval --window --finish --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
+            opts="-o -v -q -h -V --output --segment-duration --mpegts-offset --base-url --duration --master --follow --interval --window --state-dir --finish --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -134,6 +134,10 @@ _vidpipe() {
                     return 0
                     ;;
                 --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

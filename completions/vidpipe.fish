@@ -95,6 +95,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l duration -d
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l master -d 'Add the languages as a SUBTITLES group to this master playlist (local file or s3://bucket/key); running again changes nothing' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l interval -d 'Live: time between checks of the transcripts [default: 5s]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l window -d 'Live: segments kept in each playlist [default: 100]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l state-dir -d 'Live: keep the state of an s3:// output in this local directory instead of beside the output in the bucket (for public buckets)' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand captions" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'

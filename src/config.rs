@@ -154,6 +154,8 @@ pub struct CaptionsConfig {
     pub follow: Setting,
     /// `--interval`.
     pub interval: Setting,
+    /// `--state-dir`.
+    pub state_dir: Setting,
     /// `--window`.
     pub window: Setting,
 }

@@ -370,6 +370,113 @@ impl<T: Serialize + DeserializeOwned> StateFile<T> {
     }
 }
 
+/// A state file kept as an object beside an output (a bucket output's
+/// `<stem>/.vidpipe/…`), so the job resumes on any machine that writes to
+/// the same output. The same policy as [`StateFile`]: an object that does
+/// not parse is copied to `<key>.damaged` and reported, a read that fails
+/// otherwise is an error.
+pub struct StoredState<'a, T> {
+    dest: &'a dyn crate::storage::Destination,
+    key: String,
+    _kind: PhantomData<T>,
+}
+
+impl<'a, T: Serialize + DeserializeOwned> StoredState<'a, T> {
+    /// The state at `key` in `dest`.
+    pub fn new(dest: &'a dyn crate::storage::Destination, key: impl Into<String>) -> Self {
+        StoredState {
+            dest,
+            key: key.into(),
+            _kind: PhantomData,
+        }
+    }
+
+    /// The object as named in messages.
+    pub fn describe(&self) -> PathBuf {
+        PathBuf::from(self.dest.describe(&self.key))
+    }
+
+    /// Reads the state (see [`StateFile::load`]).
+    pub fn load(&self) -> Result<Loaded<T>, StateError> {
+        let nothing = Loaded {
+            value: None,
+            damaged: None,
+        };
+        let bytes = match self.dest.get(&self.key) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(nothing),
+            Err(_) if !self.dest.exists(&self.key) => return Ok(nothing),
+            Err(e) => return Err(StateError::reading(&self.describe(), e)),
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => Ok(Loaded {
+                value: Some(value),
+                damaged: None,
+            }),
+            Err(e) => {
+                let aside = format!("{}{DAMAGED_SUFFIX}", self.key);
+                self.dest
+                    .put(&aside, &bytes)
+                    .and_then(|()| self.dest.delete(&self.key))
+                    .map_err(|source| {
+                        StateError::new(Action::SetAside, &self.describe(), source)
+                    })?;
+                let damaged = Damaged {
+                    path: self.describe(),
+                    kept_as: PathBuf::from(self.dest.describe(&aside)),
+                    problem: e.to_string(),
+                };
+                tracing::warn!("{damaged}");
+                Ok(Loaded {
+                    value: None,
+                    damaged: Some(damaged),
+                })
+            }
+        }
+    }
+
+    /// Stores `value` (one PUT: readers see the old state or the new).
+    pub fn save(&self, value: &T) -> Result<(), StateError> {
+        let error = |source| StateError::writing(&self.describe(), source);
+        let json = serde_json::to_vec_pretty(value).map_err(|e| error(io::Error::other(e)))?;
+        self.dest.put(&self.key, &json).map_err(error)
+    }
+}
+
+/// A job's state file, on this machine or beside the output.
+pub enum StatePlace<'a, T> {
+    /// A local file.
+    File(StateFile<T>),
+    /// An object beside the output.
+    Stored(StoredState<'a, T>),
+}
+
+impl<T: Serialize + DeserializeOwned> StatePlace<'_, T> {
+    /// Reads the state (see [`StateFile::load`]).
+    pub fn load(&self) -> Result<Loaded<T>, StateError> {
+        match self {
+            StatePlace::File(f) => f.load(),
+            StatePlace::Stored(s) => s.load(),
+        }
+    }
+
+    /// Saves the state.
+    pub fn save(&self, value: &T) -> Result<(), StateError> {
+        match self {
+            StatePlace::File(f) => f.save(value),
+            StatePlace::Stored(s) => s.save(value),
+        }
+    }
+
+    /// Where it is, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            StatePlace::File(f) => f.path().display().to_string(),
+            StatePlace::Stored(s) => s.describe().display().to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

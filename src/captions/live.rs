@@ -21,7 +21,7 @@ use super::parse::Completeness;
 use super::playlist::Kind;
 use super::{write_playlist, write_segments, CaptionSettings, CaptionsError, Track};
 use crate::progress::{Event, Reporter};
-use crate::state::{StateError, StateFile};
+use crate::state::{StateError, StateFile, StatePlace, StoredState};
 use crate::storage::Destination;
 use crate::CancelFlag;
 use serde::{Deserialize, Serialize};
@@ -39,8 +39,10 @@ pub struct LiveSettings {
     pub window: u64,
     /// Publish everything now, end the playlists and stop.
     pub finish: bool,
-    /// Where the state file lives.
-    pub state_path: PathBuf,
+    /// Where the state file lives on this machine; `None` keeps it beside
+    /// the output (`.vidpipe/captions-live.json` in the destination), so a
+    /// stream restarted on another machine goes on where it was.
+    pub state_path: Option<PathBuf>,
 }
 
 /// How a live run ended.
@@ -58,7 +60,7 @@ const STATE_VERSION: u32 = 1;
 
 /// The state file: what has been stored, per language.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-struct State {
+pub struct State {
     version: u32,
     segment_ms: u64,
     mpegts: u64,
@@ -80,7 +82,7 @@ impl State {
     /// aside and reported as a warning about `output` (see
     /// [`crate::state`]), a state made with other settings is refused.
     fn load(
-        path: &std::path::Path,
+        place: &StatePlace<'_, State>,
         settings: &CaptionSettings,
         reporter: &dyn Reporter,
         output: &str,
@@ -92,7 +94,7 @@ impl State {
             ended: false,
             languages: BTreeMap::new(),
         };
-        let loaded = StateFile::<State>::new(path).load().map_err(state_error)?;
+        let loaded = place.load().map_err(state_error)?;
         let Some(state) = loaded.reported(reporter, output) else {
             return Ok(fresh);
         };
@@ -101,7 +103,7 @@ impl State {
             || state.mpegts != fresh.mpegts
         {
             return Err(CaptionsError::State {
-                path: path.display().to_string(),
+                path: place.describe(),
                 reason: format!(
                     "made by a run with other settings (segment duration {} ms, MPEGTS {}); use the same settings, or a new destination",
                     state.segment_ms, state.mpegts
@@ -111,8 +113,8 @@ impl State {
         Ok(state)
     }
 
-    fn save(&self, path: &std::path::Path) -> Result<(), CaptionsError> {
-        StateFile::new(path).save(self).map_err(state_error)
+    fn save(&self, place: &StatePlace<'_, State>) -> Result<(), CaptionsError> {
+        place.save(self).map_err(state_error)
     }
 }
 
@@ -120,6 +122,17 @@ fn state_error(e: StateError) -> CaptionsError {
     CaptionsError::State {
         path: e.path().display().to_string(),
         reason: e.reason(),
+    }
+}
+
+/// Name of the live state beside an output.
+pub const BESIDE_OUTPUT: &str = ".vidpipe/captions-live.json";
+
+/// Where a live run's state is kept (see [`LiveSettings::state_path`]).
+pub fn state_place<'a>(dest: &'a dyn Destination, live: &LiveSettings) -> StatePlace<'a, State> {
+    match &live.state_path {
+        Some(path) => StatePlace::File(StateFile::new(path)),
+        None => StatePlace::Stored(StoredState::new(dest, BESIDE_OUTPUT)),
     }
 }
 
@@ -152,6 +165,7 @@ pub struct Follower<'a> {
     settings: &'a CaptionSettings,
     live: &'a LiveSettings,
     reporter: &'a dyn Reporter,
+    place: StatePlace<'a, State>,
     state: State,
     backoff: BTreeMap<String, Backoff>,
     seen: BTreeMap<String, HashSet<super::parse::Problem>>,
@@ -168,13 +182,15 @@ impl<'a> Follower<'a> {
         live: &'a LiveSettings,
         reporter: &'a dyn Reporter,
     ) -> Result<Self, CaptionsError> {
-        let state = State::load(&live.state_path, settings, reporter, &dest.describe(""))?;
+        let place = state_place(dest, live);
+        let state = State::load(&place, settings, reporter, &dest.describe(""))?;
         Ok(Follower {
             tracks,
             dest,
             settings,
             live,
             reporter,
+            place,
             state,
             backoff: BTreeMap::new(),
             seen: BTreeMap::new(),
@@ -240,7 +256,7 @@ impl<'a> Follower<'a> {
             }
             // Saved every tick, changed or not: its time tells `prune`
             // that this stream is still running.
-            self.state.save(&self.live.state_path)?;
+            self.state.save(&self.place)?;
             None
         };
         let (segments, objects) = self.stored;
@@ -316,7 +332,7 @@ impl<'a> Follower<'a> {
             self.stored.0 += complete - start;
             self.stored.1 += complete - start;
             entry.published = complete;
-            self.state.save(&self.live.state_path)?;
+            self.state.save(&self.place)?;
         }
         let entry = self
             .state
@@ -338,7 +354,7 @@ impl<'a> Follower<'a> {
             )?;
             self.stored.1 += 1;
             entry.listed = published;
-            self.state.save(&self.live.state_path)?;
+            self.state.save(&self.place)?;
         }
         Ok(())
     }
@@ -389,7 +405,7 @@ impl<'a> Follower<'a> {
         }
         if failed.is_empty() {
             self.state.ended = true;
-            self.state.save(&self.live.state_path)?;
+            self.state.save(&self.place)?;
         }
         Ok(LiveOutcome {
             ticks: tick,

@@ -178,6 +178,11 @@ pub struct CaptionsArgs {
     #[arg(long, value_name = "N")]
     pub window: Option<String>,
 
+    /// Live: keep the state of an s3:// output in this local directory
+    /// instead of beside the output in the bucket (for public buckets).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<String>,
+
     /// Live: the stream is over; publish the rest, end the playlists
     /// (ENDLIST) and exit. Without it a run ends when every transcript has
     /// an end marker FILE.end beside it.

@@ -42,6 +42,8 @@ pub struct LiveOptions {
     pub window: u64,
     /// End the stream now.
     pub finish: bool,
+    /// Keep the live state of a bucket output here instead of beside it.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// Where `--master` is: a directory (local or bucket prefix) and the file's
@@ -137,6 +139,7 @@ fn live_options(
             ("--interval", args.interval.is_some()),
             ("--window", args.window.is_some()),
             ("--finish", args.finish),
+            ("--state-dir", args.state_dir.is_some()),
         ];
         if let Some((flag, _)) = live_only.iter().find(|(_, given)| *given) {
             return Err(usage(format!("{flag} needs --follow")));
@@ -162,6 +165,12 @@ fn live_options(
             parse_window,
         )?,
         finish: args.finish,
+        state_dir: s.get(
+            "state-dir",
+            args.state_dir.as_deref(),
+            cfg.state_dir.as_ref(),
+            |v| Ok(std::path::PathBuf::from(v)),
+        )?,
     }))
 }
 
@@ -351,8 +360,19 @@ fn follow(
         interval: options.interval,
         window: options.window,
         finish: options.finish,
-        state_path: ctx.state.for_output(&run.output).captions_live_file(),
+        // Beside a local output; beside a bucket output in the bucket,
+        // unless --state-dir keeps it on this machine.
+        state_path: match (&run.output, &options.state_dir) {
+            (Location::Local(_), _) => Some(ctx.state.for_output(&run.output).captions_live_file()),
+            (Location::S3 { .. }, Some(root)) => Some(
+                vidpipe::state::StateDirs::new(root)
+                    .for_output(&run.output)
+                    .captions_live_file(),
+            ),
+            (Location::S3 { .. }, None) => None,
+        },
     };
+    let saved_in = vidpipe::captions::live::state_place(dest, &live).describe();
     let attached = master.is_none_or(|m| m.attach(ctx, &run.tracks));
     let follower = Follower::new(&run.tracks, dest, settings, &live, ctx.reporter())
         .map_err(|e| CliError::runtime(dest.describe(""), e))?;
@@ -375,8 +395,7 @@ fn follow(
         }
         Err(CaptionsError::Interrupted) => {
             eprintln!(
-                "stopped: progress is saved in {}; run the same command again to continue",
-                live.state_path.display()
+                "stopped: progress is saved in {saved_in}; run the same command again to continue",
             );
             Ok(Outcome::Interrupted)
         }

@@ -9,11 +9,10 @@
 
 use super::clock::SegmentClock;
 use super::playlist::SegmentInfo;
-use crate::state::{Damaged, Loaded, StateError, StateFile};
+use crate::state::{Loaded, StateError, StateFile, StoredState};
 use crate::storage::Destination;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -254,10 +253,7 @@ fn save_stored(
     }
     let base = without_segments(state);
     if saved.map(without_segments).as_ref() != Some(&base) {
-        let key = format!("{dir}{CHECKPOINT}");
-        let json =
-            serde_json::to_vec_pretty(&base).map_err(|e| error(&key, io::Error::other(e)))?;
-        dest.put(&key, &json).map_err(|e| error(&key, e))?;
+        StoredState::new(dest, format!("{dir}{CHECKPOINT}")).save(&base)?;
     }
     Ok(())
 }
@@ -300,36 +296,11 @@ fn parse_record(name: &str) -> Option<(usize, SegmentInfo)> {
 /// Reads `checkpoint.json` and the segment records under `dir`; each
 /// rendition gets its records from 0 on, as far as they run unbroken.
 fn load_stored(dest: &dyn Destination, dir: &str) -> Result<Loaded<Checkpoint>, StateError> {
-    let key = format!("{dir}{CHECKPOINT}");
-    let described = PathBuf::from(dest.describe(&key));
-    let bytes = match dest.get(&key) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound || !dest.exists(&key) => {
-            return Ok(Loaded {
-                value: None,
-                damaged: None,
-            })
-        }
-        Err(e) => return Err(StateError::reading(&described, e)),
-    };
-    let mut state: Checkpoint = match serde_json::from_slice(&bytes) {
-        Ok(state) => state,
-        Err(e) => {
-            let aside = format!("{key}{}", crate::state::DAMAGED_SUFFIX);
-            dest.put(&aside, &bytes)
-                .and_then(|()| dest.delete(&key))
-                .map_err(|e| StateError::writing(&described, e))?;
-            let damaged = Damaged {
-                path: described,
-                kept_as: PathBuf::from(dest.describe(&aside)),
-                problem: e.to_string(),
-            };
-            tracing::warn!("{damaged}");
-            return Ok(Loaded {
-                value: None,
-                damaged: Some(damaged),
-            });
-        }
+    let base = StoredState::<Checkpoint>::new(dest, format!("{dir}{CHECKPOINT}"));
+    let described = base.describe();
+    let loaded = base.load()?;
+    let Some(mut state) = loaded.value else {
+        return Ok(loaded);
     };
     let records = format!("{dir}{RECORDS}");
     let listed = dest

@@ -276,6 +276,24 @@ impl Garage {
         }
     }
 
+    /// When the newest object under `prefix` was stored.
+    pub fn newest(&self, prefix: &str) -> Option<std::time::SystemTime> {
+        let rt = runtime();
+        let page = rt
+            .block_on(
+                self.client()
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .send(),
+            )
+            .expect("list objects");
+        page.contents()
+            .iter()
+            .filter_map(|o| o.last_modified().and_then(|t| (*t).try_into().ok()))
+            .max()
+    }
+
     /// Every key under `prefix`.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let rt = runtime();
