@@ -324,27 +324,10 @@ impl<T: Serialize + DeserializeOwned> StateFile<T> {
             }
             Err(e) => return Err(StateError::new(Action::Read, &self.path, e)),
         };
-        match serde_json::from_slice(&bytes) {
-            Ok(value) => Ok(Loaded {
-                value: Some(value),
-                damaged: None,
-            }),
-            Err(e) => {
-                let kept_as = self.damaged_path();
-                std::fs::rename(&self.path, &kept_as)
-                    .map_err(|source| StateError::new(Action::SetAside, &self.path, source))?;
-                let damaged = Damaged {
-                    path: self.path.clone(),
-                    kept_as,
-                    problem: e.to_string(),
-                };
-                tracing::warn!("{damaged}");
-                Ok(Loaded {
-                    value: None,
-                    damaged: Some(damaged),
-                })
-            }
-        }
+        let kept_as = self.damaged_path();
+        parsed_or_set_aside(&bytes, self.path.clone(), kept_as.clone(), || {
+            std::fs::rename(&self.path, &kept_as)
+        })
     }
 
     /// Saves `value` atomically (temp file and rename), creating the
@@ -366,6 +349,35 @@ impl<T: Serialize + DeserializeOwned> StateFile<T> {
                 Err(StateError::new(Action::Remove, &self.path, e))
             }
             _ => Ok(()),
+        }
+    }
+}
+
+/// The state in `bytes`, or, when they do not parse, nothing and a
+/// [`Damaged`] report (also logged) once `set_aside` kept them at `kept_as`.
+fn parsed_or_set_aside<T: DeserializeOwned>(
+    bytes: &[u8],
+    path: PathBuf,
+    kept_as: PathBuf,
+    set_aside: impl FnOnce() -> io::Result<()>,
+) -> Result<Loaded<T>, StateError> {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(Loaded {
+            value: Some(value),
+            damaged: None,
+        }),
+        Err(e) => {
+            set_aside().map_err(|source| StateError::new(Action::SetAside, &path, source))?;
+            let damaged = Damaged {
+                path,
+                kept_as,
+                problem: e.to_string(),
+            };
+            tracing::warn!("{damaged}");
+            Ok(Loaded {
+                value: None,
+                damaged: Some(damaged),
+            })
         }
     }
 }
@@ -408,31 +420,13 @@ impl<'a, T: Serialize + DeserializeOwned> StoredState<'a, T> {
             Err(_) if !self.dest.exists(&self.key) => return Ok(nothing),
             Err(e) => return Err(StateError::reading(&self.describe(), e)),
         };
-        match serde_json::from_slice(&bytes) {
-            Ok(value) => Ok(Loaded {
-                value: Some(value),
-                damaged: None,
-            }),
-            Err(e) => {
-                let aside = format!("{}{DAMAGED_SUFFIX}", self.key);
-                self.dest
-                    .put(&aside, &bytes)
-                    .and_then(|()| self.dest.delete(&self.key))
-                    .map_err(|source| {
-                        StateError::new(Action::SetAside, &self.describe(), source)
-                    })?;
-                let damaged = Damaged {
-                    path: self.describe(),
-                    kept_as: PathBuf::from(self.dest.describe(&aside)),
-                    problem: e.to_string(),
-                };
-                tracing::warn!("{damaged}");
-                Ok(Loaded {
-                    value: None,
-                    damaged: Some(damaged),
-                })
-            }
-        }
+        let aside = format!("{}{DAMAGED_SUFFIX}", self.key);
+        let kept_as = PathBuf::from(self.dest.describe(&aside));
+        parsed_or_set_aside(&bytes, self.describe(), kept_as, || {
+            self.dest
+                .put(&aside, &bytes)
+                .and_then(|()| self.dest.delete(&self.key))
+        })
     }
 
     /// Stores `value` (one PUT: readers see the old state or the new).

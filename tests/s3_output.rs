@@ -120,18 +120,7 @@ fn killed_transcode_to_a_bucket_resumes_on_another_machine() {
     );
     // What was stored before the kill stays as it was, but at most the one
     // segment per rendition that was being recorded when the kill came.
-    let after = garage.objects("live/long/");
-    let mut redone: std::collections::BTreeMap<String, u32> = Default::default();
-    for (key, etag, stored) in &before {
-        let now = after
-            .iter()
-            .find(|(k, _, _)| k == key)
-            .expect("still there");
-        if (&now.1, &now.2) != (etag, stored) {
-            let rendition = key.rsplit('/').nth(1).unwrap_or_default().to_string();
-            *redone.entry(rendition).or_default() += 1;
-        }
-    }
+    let redone = garage.stored_again(&before);
     assert!(redone.values().all(|&n| n <= 1), "re-encoded: {redone:?}");
     eprintln!("segments stored again after the move, by rendition: {redone:?}");
     let local = tempfile::tempdir().expect("tempdir");

@@ -384,6 +384,21 @@ fn an_s3_listing_is_split_by_each_keys_name_below_the_prefix() {
     assert_eq!(probes, 1, "shard {shard} takes green.mp4");
 }
 
+/// The environment `sbatch` passes on to an array task: only what the task
+/// itself sets may choose the shard, the server (if any) and a state
+/// directory of the task's "machine".
+fn task_env(cmd: &mut Command, garage: Option<&Garage>, state: &Path) {
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VIDPIPE_") {
+            cmd.env_remove(key);
+        }
+    }
+    if let Some(garage) = garage {
+        garage.env(cmd);
+    }
+    cmd.env("XDG_STATE_HOME", state);
+}
+
 #[test]
 fn a_slurm_job_array_with_shard_auto_transcodes_every_clip_once() {
     let slurm = Slurm::start();
@@ -411,13 +426,7 @@ fn a_slurm_job_array_with_shard_auto_transcodes_every_clip_once() {
         logs.display()
     );
     let job = slurm.sbatch_with(&["--array=4-6"], &script, |cmd| {
-        // Only what the array task itself sets may choose the shard.
-        for (key, _) in std::env::vars() {
-            if key.starts_with("VIDPIPE_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("XDG_STATE_HOME", tmp.path().join("state"));
+        task_env(cmd, None, &tmp.path().join("state"));
     });
     let tasks = slurm.wait(job, std::time::Duration::from_secs(300));
     for task in &tasks {
@@ -477,13 +486,7 @@ fn a_slurm_job_array_publishes_a_bucket_of_clips_into_a_bucket_each_once() {
         bucket = garage.bucket,
     );
     let job = slurm.sbatch_with(&["--array=1-3"], &script, |cmd| {
-        for (key, _) in std::env::vars() {
-            if key.starts_with("VIDPIPE_") {
-                cmd.env_remove(key);
-            }
-        }
-        garage.env(cmd);
-        cmd.env("XDG_STATE_HOME", tmp.path().join("state"));
+        task_env(cmd, Some(&garage), &tmp.path().join("state"));
     });
     let tasks = slurm.wait(job, std::time::Duration::from_secs(600));
     for task in &tasks {
@@ -541,13 +544,7 @@ fn a_task_cancelled_mid_input_and_resubmitted_elsewhere_resumes_from_the_bucket(
         );
         let chdir = format!("--chdir={}", home.display());
         let job = slurm.sbatch_with(&["--array=2-2", &chdir], &script, |cmd| {
-            for (key, _) in std::env::vars() {
-                if key.starts_with("VIDPIPE_") {
-                    cmd.env_remove(key);
-                }
-            }
-            garage.env(cmd);
-            cmd.env("XDG_STATE_HOME", home.join("state"));
+            task_env(cmd, Some(&garage), &home.join("state"));
         });
         (job, home)
     };
@@ -593,15 +590,7 @@ fn a_task_cancelled_mid_input_and_resubmitted_elsewhere_resumes_from_the_bucket(
     );
     // Segments stored before the cut keep their ETag and time, but at most
     // the one per rendition being recorded when the task was cancelled.
-    let after = garage.objects("out/long/");
-    let mut redone: std::collections::BTreeMap<String, u32> = Default::default();
-    for (key, etag, stored) in &before {
-        let now = after.iter().find(|(k, _, _)| k == key).expect("kept");
-        if (&now.1, &now.2) != (etag, stored) {
-            let rendition = key.rsplit('/').nth(1).unwrap_or_default().to_string();
-            *redone.entry(rendition).or_default() += 1;
-        }
-    }
+    let redone = garage.stored_again(&before);
     assert!(redone.values().all(|&n| n <= 1), "stored again: {redone:?}");
     eprintln!(
         "{} segments stored before the cut; stored again after the move: {redone:?}",

@@ -169,7 +169,7 @@ fn live_options(
             "state-dir",
             args.state_dir.as_deref(),
             cfg.state_dir.as_ref(),
-            |v| Ok(std::path::PathBuf::from(v)),
+            super::layers::parse_dir,
         )?,
     }))
 }

@@ -226,6 +226,14 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// A local directory (`--state-dir`): any path, made when needed.
+pub fn parse_dir(s: &str) -> Result<std::path::PathBuf, String> {
+    if s.trim().is_empty() {
+        return Err("give a directory".into());
+    }
+    Ok(std::path::PathBuf::from(s))
+}
+
 /// An absolute URL such as `https://cdn.example/talk/`.
 pub fn parse_url(s: &str) -> Result<String, String> {
     if s.contains("://") && !s.contains(char::is_whitespace) {

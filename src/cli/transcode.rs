@@ -129,7 +129,7 @@ pub fn settings(layers: &Layers, args: &TranscodeArgs) -> Result<TranscodeRun, S
             "state-dir",
             args.state_dir.as_deref(),
             cfg.state_dir.as_ref(),
-            |v| Ok(std::path::PathBuf::from(v)),
+            super::layers::parse_dir,
         )?,
         delete_source: s.switch(
             "delete-source",

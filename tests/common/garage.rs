@@ -245,8 +245,8 @@ impl Garage {
             .to_vec()
     }
 
-    /// Every object under `prefix`: key, ETag and when it was stored.
-    pub fn objects(&self, prefix: &str) -> Vec<(String, String, String)> {
+    /// Every object under `prefix`, as listed (all pages).
+    fn listing(&self, prefix: &str) -> Vec<aws_sdk_s3::types::Object> {
         let rt = runtime();
         let client = self.client();
         let mut objects = Vec::new();
@@ -262,13 +262,7 @@ impl Garage {
                         .send(),
                 )
                 .expect("list objects");
-            objects.extend(page.contents().iter().map(|o| {
-                (
-                    o.key().unwrap_or_default().to_string(),
-                    o.e_tag().unwrap_or_default().to_string(),
-                    o.last_modified().map(|t| t.to_string()).unwrap_or_default(),
-                )
-            }));
+            objects.extend(page.contents().iter().cloned());
             token = page.next_continuation_token().map(str::to_string);
             if token.is_none() {
                 return objects;
@@ -276,19 +270,23 @@ impl Garage {
         }
     }
 
+    /// Every object under `prefix`: key, ETag and when it was stored.
+    pub fn objects(&self, prefix: &str) -> Vec<(String, String, String)> {
+        self.listing(prefix)
+            .iter()
+            .map(|o| {
+                (
+                    o.key().unwrap_or_default().to_string(),
+                    o.e_tag().unwrap_or_default().to_string(),
+                    o.last_modified().map(|t| t.to_string()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
     /// When the newest object under `prefix` was stored.
     pub fn newest(&self, prefix: &str) -> Option<std::time::SystemTime> {
-        let rt = runtime();
-        let page = rt
-            .block_on(
-                self.client()
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(prefix)
-                    .send(),
-            )
-            .expect("list objects");
-        page.contents()
+        self.listing(prefix)
             .iter()
             .filter_map(|o| o.last_modified().and_then(|t| (*t).try_into().ok()))
             .max()
@@ -296,31 +294,32 @@ impl Garage {
 
     /// Every key under `prefix`.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let rt = runtime();
-        let client = self.client();
-        let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let page = rt
-                .block_on(
-                    client
-                        .list_objects_v2()
-                        .bucket(&self.bucket)
-                        .prefix(prefix)
-                        .set_continuation_token(token.clone())
-                        .send(),
-                )
-                .expect("list objects");
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
-            token = page.next_continuation_token().map(str::to_string);
-            if token.is_none() {
-                return keys;
+        self.listing(prefix)
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect()
+    }
+
+    /// Of the segments `before` lists (from [`objects`](Self::objects)),
+    /// how many per rendition were stored again since (another ETag or
+    /// time), e.g. by a run that resumed.
+    pub fn stored_again(
+        &self,
+        before: &[(String, String, String)],
+    ) -> std::collections::BTreeMap<String, u32> {
+        let after = self.objects("");
+        let mut again = std::collections::BTreeMap::new();
+        for (key, etag, stored) in before {
+            let now = after
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .unwrap_or_else(|| panic!("{key} is gone"));
+            if (&now.1, &now.2) != (etag, stored) {
+                let rendition = key.rsplit('/').nth(1).unwrap_or_default().to_string();
+                *again.entry(rendition).or_default() += 1;
             }
         }
+        again
     }
 
     /// Downloads everything under `prefix` into `dir`, keeping relative keys.
