@@ -419,6 +419,39 @@ fn a_missing_bucket_and_wrong_credentials_are_clear_errors() {
     );
 }
 
+#[test]
+fn a_key_without_permission_to_delete_is_a_clear_error_and_deletes_nothing() {
+    let garage = Garage::start();
+    let state = tempfile::tempdir().expect("tempdir");
+    garage.put(
+        "p/talk/master.m3u8",
+        b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p/index.m3u8\n".to_vec(),
+    );
+    garage.put("p/talk/360p/seg_00000.ts", b"leftover".to_vec());
+    let before = garage.keys("p/");
+    let (id, secret) = garage.read_only_key();
+    let later = epoch(SystemTime::now() + Duration::from_secs(3600));
+    let o = run(prune_cmd(&garage, state.path())
+        .env("AWS_ACCESS_KEY_ID", &id)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .env("VIDPIPE_PRUNE_NOW", &later)
+        .env("VIDPIPE_RETRY_FOR", "1s")
+        .arg(format!("s3://{}/p", garage.bucket))
+        .args(["--older-than", "1m"]));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("360p/seg_00000.ts") && stderr.contains("cannot delete"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("AccessDenied") || stderr.contains("Forbidden") || stderr.contains("403"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&secret), "{stderr}");
+    assert_eq!(garage.keys("p/"), before);
+}
+
 /// GETs `key`, `None` for a 404.
 fn fetch(
     client: &aws_sdk_s3::Client,

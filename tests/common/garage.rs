@@ -136,6 +136,43 @@ impl Garage {
         }
     }
 
+    /// A new key that may only read the bucket: (id, secret).
+    pub fn read_only_key(&self) -> (String, String) {
+        let admin = |args: &[&str]| {
+            let out = Command::new(garage_binary())
+                .arg("-c")
+                .arg(&self.config)
+                .args(args)
+                .output()
+                .expect("run garage");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "garage {args:?}: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            text
+        };
+        let created = admin(&["key", "create", "read-only"]);
+        let field = |name: &str| {
+            created
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("no {name} in {created}"))
+        };
+        let (id, secret) = (field("Key ID:"), field("Secret key:"));
+        admin(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--key",
+            "read-only",
+            &self.bucket,
+        ]);
+        (id, secret)
+    }
+
     /// Environment for a vidpipe process talking to this server.
     pub fn env(&self, cmd: &mut Command) {
         cmd.env("AWS_ACCESS_KEY_ID", &self.access_key)
