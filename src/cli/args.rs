@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Publish video: HLS transcoding, resumable S3 uploads, segmented
-/// captions and voice commentary, driven directly through libav.
+/// captions, voice commentary and safe cleanup, driven directly through
+/// libav.
 #[derive(Debug, Parser)]
 #[command(
     name = "vidpipe",
