@@ -15,7 +15,6 @@
 //! scratch copy.
 
 use crate::media::remote::{RemoteError, RemoteInput, ScratchCopy};
-use crate::progress::{Event, Reporter};
 use crate::storage::S3Session;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -360,7 +359,7 @@ impl Readable {
 pub fn readable(
     open: &str,
     source: &str,
-    reporter: &dyn Reporter,
+    warn: &dyn Fn(&str),
     cancel: &AtomicBool,
 ) -> Result<Readable, RemoteError> {
     let direct = || Readable {
@@ -374,10 +373,7 @@ pub fn readable(
     if remote.honours_range() || !remote.needs_seeking()? {
         return Ok(direct());
     }
-    reporter.report(Event::Warning {
-        input: source.to_string(),
-        message: "the server ignores Range requests; reading it through a local copy".into(),
-    });
+    warn("the server ignores Range requests; reading it through a local copy");
     let copy = remote.save()?;
     tracing::debug!("{source}: copied to {}", copy.path().display());
     Ok(Readable {

@@ -249,7 +249,12 @@ pub fn run(run: &CommentaryRun, ctx: &Ctx) -> Result<Outcome, CliError> {
         ctx.fail(&run.video, "not a video file");
         return Ok(Outcome::SomeFailed);
     };
-    let readable = match readable(&item.open, &item.source, ctx.reporter(), &ctx.cancel) {
+    let readable = match readable(
+        &item.open,
+        &item.source,
+        &|m| ctx.note(&item.source, m),
+        &ctx.cancel,
+    ) {
         Ok(readable) => readable,
         Err(RemoteError::Interrupted) => return Ok(Outcome::Interrupted),
         Err(e) => {

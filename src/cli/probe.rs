@@ -31,7 +31,7 @@ pub fn run(run: &ProbeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
         Ok(url) => url,
         Err(reason) => return failed(&reason),
     };
-    let input = match readable(&url, &run.input, ctx.reporter(), &ctx.cancel) {
+    let input = match readable(&url, &run.input, &|m| ctx.note(&run.input, m), &ctx.cancel) {
         Ok(input) => input,
         Err(RemoteError::Interrupted) => return Ok(Outcome::Interrupted),
         Err(e) => return failed(&e.to_string()),

@@ -206,7 +206,12 @@ fn transcode_one(
     dest: &dyn Destination,
     session: Option<&S3Session>,
 ) -> Result<bool, Outcome> {
-    let readable = match readable(&item.open, &item.source, ctx.reporter(), &ctx.cancel) {
+    let readable = match readable(
+        &item.open,
+        &item.source,
+        &|m| ctx.note(&item.source, m),
+        &ctx.cancel,
+    ) {
         Ok(readable) => readable,
         Err(RemoteError::Interrupted) => return Err(Outcome::Interrupted),
         Err(e) => {
