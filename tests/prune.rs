@@ -315,10 +315,7 @@ fn old_incomplete_uploads_are_aborted_and_young_ones_kept() {
     let garage = Garage::start();
     let state = tempfile::tempdir().expect("tempdir");
     let client = garage.client();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::garage::runtime();
     let start = |key: &str| {
         rt.block_on(
             client
@@ -537,10 +534,7 @@ fn a_live_stream_pruned_every_second_never_gives_its_reader_a_404() {
         // again.
         scope.spawn(|| {
             let client = garage.client();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt = common::garage::runtime();
             while !done.load(Ordering::SeqCst) {
                 let Some(playlist) = fetch(&client, &rt, &garage.bucket, "live/captions.m3u8")
                 else {
@@ -730,10 +724,7 @@ fn a_lifecycle_rule_is_installed_for_the_prefix_and_other_rules_are_kept() {
     let garage = Garage::start();
     let state = tempfile::tempdir().expect("tempdir");
     let client = garage.client();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::garage::runtime();
     let rules = || {
         let answer = rt.block_on(
             client

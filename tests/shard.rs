@@ -428,15 +428,7 @@ fn a_slurm_job_array_with_shard_auto_transcodes_every_clip_once() {
     let job = slurm.sbatch_with(&["--array=4-6"], &script, |cmd| {
         task_env(cmd, None, &tmp.path().join("state"));
     });
-    let tasks = slurm.wait(job, std::time::Duration::from_secs(300));
-    for task in &tasks {
-        assert_eq!(
-            (task.state.as_str(), task.exit_code),
-            ("COMPLETED", 0),
-            "{task:?}\n{}",
-            slurm.logs()
-        );
-    }
+    slurm.wait_completed(job, std::time::Duration::from_secs(300));
     let mut union = Vec::new();
     for (id, index) in [(4, 1), (5, 2), (6, 3)] {
         let stdout = std::fs::read(logs.join(format!("task-{id}.json"))).expect("events");
@@ -488,15 +480,7 @@ fn a_slurm_job_array_publishes_a_bucket_of_clips_into_a_bucket_each_once() {
     let job = slurm.sbatch_with(&["--array=1-3"], &script, |cmd| {
         task_env(cmd, Some(&garage), &tmp.path().join("state"));
     });
-    let tasks = slurm.wait(job, std::time::Duration::from_secs(600));
-    for task in &tasks {
-        assert_eq!(
-            (task.state.as_str(), task.exit_code),
-            ("COMPLETED", 0),
-            "{task:?}\n{}",
-            slurm.logs()
-        );
-    }
+    slurm.wait_completed(job, std::time::Duration::from_secs(600));
     // Every input published, by exactly one task.
     let mut done = Vec::new();
     for id in 1..=3 {
@@ -576,13 +560,7 @@ fn a_task_cancelled_mid_input_and_resubmitted_elsewhere_resumes_from_the_bucket(
         .collect();
 
     let (second, home) = submit("second");
-    let tasks = slurm.wait(second, std::time::Duration::from_secs(600));
-    assert_eq!(
-        (tasks[0].state.as_str(), tasks[0].exit_code),
-        ("COMPLETED", 0),
-        "{tasks:?}\n{}",
-        slurm.logs()
-    );
+    slurm.wait_completed(second, std::time::Duration::from_secs(600));
     let ev = events(&std::fs::read(home.join("events.json")).expect("events"));
     assert!(
         ev.iter().any(|e| e["event"] == "resume"),

@@ -84,6 +84,21 @@ fn uploading_past(mut cmd: Command, parts: usize) -> std::process::Child {
     panic!("the upload ended after {seen} parts");
 }
 
+/// Arguments of an upload in 5 MiB parts with `concurrency` parts in
+/// flight and JSON events: enough parts to kill or change one mid-way.
+fn small_parts<'a>(src: &'a str, dest: &'a str, concurrency: &'a str) -> [&'a str; 8] {
+    [
+        src,
+        dest,
+        "--part-size",
+        "5MiB",
+        "--concurrency",
+        concurrency,
+        "--progress",
+        "json",
+    ]
+}
+
 #[test]
 fn files_of_every_size_round_trip_byte_for_byte() {
     let garage = Garage::start();
@@ -167,16 +182,7 @@ fn killed_upload_resumes_without_resending_acknowledged_parts() {
     let file = tmp.path().join("big.bin");
     write_random(&file, 80 << 20);
     let dest = format!("s3://{}/resume/big.bin", garage.bucket);
-    let args = [
-        file.to_str().expect("utf8"),
-        &dest,
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "2",
-        "--progress",
-        "json",
-    ];
+    let args = small_parts(file.to_str().expect("utf8"), &dest, "2");
     let mut child = uploading_past(upload(&garage, tmp.path(), &args), 5);
     child.kill().expect("kill -9");
     assert!(
@@ -231,16 +237,7 @@ fn a_changed_source_is_refused_and_nothing_is_corrupted() {
     let file = tmp.path().join("moving.bin");
     write_random(&file, 40 << 20);
     let dest = format!("s3://{}/moving.bin", garage.bucket);
-    let args = [
-        file.to_str().expect("utf8"),
-        &dest,
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "1",
-        "--progress",
-        "json",
-    ];
+    let args = small_parts(file.to_str().expect("utf8"), &dest, "1");
     let mut child = uploading_past(upload(&garage, tmp.path(), &args), 1);
     child.kill().expect("kill");
     let _ = child.wait();
@@ -324,16 +321,7 @@ fn interrupted_upload_can_be_inspected_listed_aborted_and_presigned() {
     write_random(&file, 60 << 20);
     let dest = format!("s3://{}/held/held.bin", garage.bucket);
     let src = file.to_str().expect("utf8");
-    let args = [
-        src,
-        &dest,
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "1",
-        "--progress",
-        "json",
-    ];
+    let args = small_parts(src, &dest, "1");
     let child = uploading_past(upload(&garage, tmp.path(), &args), 1);
     let sent = run(Command::new("kill").args(["-INT", &child.id().to_string()]));
     assert!(sent.status.success());
@@ -658,16 +646,7 @@ fn a_source_rewritten_during_its_upload_fails_and_leaves_nothing() {
     // 20 parts sent one at a time: the rewrite lands long before the last.
     write_random(&file, 100 << 20);
     let dest = format!("s3://{}/changing/rewritten.bin", garage.bucket);
-    let args = [
-        file.to_str().expect("utf8"),
-        &dest,
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "1",
-        "--progress",
-        "json",
-    ];
+    let args = small_parts(file.to_str().expect("utf8"), &dest, "1");
     let child = uploading_past(upload(&garage, tmp.path(), &args), 1);
     // Same size, different bytes, new mtime: part 1 on the server is stale.
     std::fs::OpenOptions::new()
@@ -710,16 +689,7 @@ fn abort_needs_neither_the_journal_nor_the_source() {
     write_random(&file, 80 << 20);
     let dest = format!("s3://{}/orphan/gone.bin", garage.bucket);
     let src = file.to_str().expect("utf8");
-    let args = [
-        src,
-        &dest,
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "2",
-        "--progress",
-        "json",
-    ];
+    let args = small_parts(src, &dest, "2");
     let mut child = uploading_past(upload(&garage, tmp.path(), &args), 2);
     child.kill().expect("kill -9");
     assert!(
@@ -785,16 +755,7 @@ fn an_upload_killed_on_one_machine_resumes_on_another_from_the_servers_parts() {
     let file = tmp.path().join("moved.bin");
     write_random(&file, 80 << 20);
     let dest = format!("s3://{}/moved/moved.bin", garage.bucket);
-    let args = [
-        file.to_str().expect("utf8"),
-        &dest,
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "2",
-        "--progress",
-        "json",
-    ];
+    let args = small_parts(file.to_str().expect("utf8"), &dest, "2");
     killed_after(&garage, &tmp.path().join("first-machine"), &args, 5);
 
     // Another machine: same file, same command, no journal.
@@ -830,16 +791,7 @@ fn a_file_changed_since_its_upload_started_elsewhere_is_refused_from_the_parts_c
     let file = tmp.path().join("edited.bin");
     write_random(&file, 40 << 20);
     let dest = format!("s3://{}/edited/edited.bin", garage.bucket);
-    let args = [
-        file.to_str().expect("utf8"),
-        &dest,
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "1",
-        "--progress",
-        "json",
-    ];
+    let args = small_parts(file.to_str().expect("utf8"), &dest, "1");
     killed_after(&garage, &tmp.path().join("first-machine"), &args, 2);
     // Same size, other bytes inside part 1, which the server holds.
     std::fs::OpenOptions::new()
@@ -894,16 +846,7 @@ fn two_machines_resuming_the_same_upload_at_once_store_the_file_intact() {
     let file = tmp.path().join("twice.bin");
     write_random(&file, 80 << 20);
     let dest = format!("s3://{}/twice/twice.bin", garage.bucket);
-    let args = [
-        file.to_str().expect("utf8"),
-        &dest,
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "2",
-        "--progress",
-        "json",
-    ];
+    let args = small_parts(file.to_str().expect("utf8"), &dest, "2");
     killed_after(&garage, &tmp.path().join("first-machine"), &args, 3);
 
     // Both find the same unfinished upload and send its missing parts.

@@ -402,7 +402,8 @@ fn spawn(config: &Path, access_key: &str, secret_key: &str, bucket: &str) -> Chi
         })
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// A runtime for the SDK calls of a test.
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -398,6 +398,21 @@ impl Slurm {
         tasks
     }
 
+    /// Waits for `job` like [`wait`](Self::wait) and asserts that every
+    /// task completed with exit code 0 (else the daemons' logs are shown).
+    pub fn wait_completed(&self, job: u32, timeout: Duration) -> Vec<Task> {
+        let tasks = self.wait(job, timeout);
+        for task in &tasks {
+            assert_eq!(
+                (task.state.as_str(), task.exit_code),
+                ("COMPLETED", 0),
+                "{task:?}\n{}",
+                self.logs()
+            );
+        }
+        tasks
+    }
+
     /// Waits until every task of `job` has ended and returns them, ordered
     /// by array task id. Fails with the queue and logs after `timeout`.
     pub fn wait(&self, job: u32, timeout: Duration) -> Vec<Task> {
