@@ -165,7 +165,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__commentary)
-            opts="-o -v -q -h -V --output --script --auto --writer --events-only --lines-per-interval --interval --voice-delay --duck --tts-cmd --voice --tts-concurrency --tts-timeout --hls --preset --video-bitrate --audio-bitrate --threads --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
+            opts="-o -v -q -h -V --output --script --auto --writer --events-only --lines-per-interval --interval --voice-delay --duck --tts-cmd --voice --tts-concurrency --tts-timeout --hls --preset --video-bitrate --audio-bitrate --threads --state-dir --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -232,6 +232,10 @@ _vidpipe() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -401,7 +405,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__prune)
-            opts="-v -q -h -V --older-than --dry-run --expire --abort-uploads --lifecycle --allow-root --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
+            opts="-v -q -h -V --older-than --dry-run --expire --abort-uploads --lifecycle --allow-root --state-dir --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -412,6 +416,10 @@ _vidpipe() {
                     return 0
                     ;;
                 --lifecycle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -124,6 +124,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l preset -d
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l video-bitrate -d 'H.264 bitrate [default: 2000k]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l audio-bitrate -d 'AAC bitrate [default: 128k]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l threads -d 'CPU threads to use in total [default: all cores]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l state-dir -d 'Keep the state of an s3:// output (and each chunk\'s mixed audio until the final file exists) in this local directory instead of beside the output in the bucket (for public buckets); then only this machine can resume it' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand commentary" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'
@@ -151,6 +152,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s h -l help -d '
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand probe" -s V -l version -d 'Print version'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l older-than -d 'Age beyond which a file may go, e.g. 10m or 1d; a job or live playlist that changed within it is in progress' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l lifecycle -d 'Install a bucket lifecycle rule for each s3:// DEST: abort incomplete multipart uploads after DAYS (with --expire, also delete objects after DAYS)' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l state-dir -d 'Also look in this local directory for the state of jobs writing to an s3:// DEST (the --state-dir those jobs were given), so their work in progress is recognised and kept' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand prune" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'

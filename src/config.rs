@@ -132,6 +132,8 @@ pub struct PruneConfig {
     pub lifecycle: Setting,
     /// `--allow-root`.
     pub allow_root: Setting,
+    /// `--state-dir`.
+    pub state_dir: Setting,
 }
 
 /// The `captions:` section.
@@ -198,6 +200,8 @@ pub struct CommentaryConfig {
     pub audio_bitrate: Setting,
     /// `--threads`.
     pub threads: Setting,
+    /// `--state-dir`.
+    pub state_dir: Setting,
 }
 
 /// A config file that cannot be used, with the file and line.

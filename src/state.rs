@@ -7,16 +7,18 @@
 //!
 //! # Layout
 //!
-//! State lives beside a local output, so a moved or shared directory keeps
-//! its state; for a bucket output it lives under the user's state root
-//! (`$XDG_STATE_HOME/vidpipe`, else `~/.local/state/vidpipe`, else the temp
-//! dir), keyed by bucket and prefix:
+//! State lives beside the output, so a moved or shared directory keeps its
+//! state and a job writing to a bucket resumes on any machine. Scratch, and
+//! a bucket output's state when `--state-dir` keeps it off a public bucket,
+//! lives under a local state root (`$XDG_STATE_HOME/vidpipe`, else
+//! `~/.local/state/vidpipe`, else the temp dir; or the `--state-dir`),
+//! keyed by bucket and prefix:
 //!
 //! | State | Local output `DEST` | Bucket output `s3://B/P/` |
 //! |---|---|---|
 //! | an input's state dir (transcode checkpoint) | `DEST/<stem>/.vidpipe/` | in the bucket beside the output (see [`crate::hls::checkpoint`]), or with `--state-dir` `<root>/s3/B/P/<stem>/.vidpipe/` |
-//! | live captions state | `DEST/.vidpipe/captions-live.json` | `<root>/s3/B/P/captions-live.json` |
-//! | commentary work dir | `DEST/.vidpipe/commentary/` | `<root>/s3/B/P/.vidpipe/commentary/` |
+//! | live captions state | `DEST/.vidpipe/captions-live.json` | in the bucket at `P/.vidpipe/captions-live.json`, or with `--state-dir` `<root>/s3/B/P/captions-live.json` |
+//! | commentary work dir | `DEST/.vidpipe/commentary/` | `<root>/s3/B/P/.vidpipe/commentary/` (scratch); its `state.json` and `pcm/` also in the bucket at `P/.vidpipe/commentary/`, unless `--state-dir` |
 //! | upload journals | `<root>/uploads/` | `<root>/uploads/` |
 //!
 //! The files inside a job's directory are named by the job
@@ -102,6 +104,19 @@ impl StateDirs {
                 base: self.root.join("s3").join(bucket).join(prefix),
                 beside_output: false,
             },
+        }
+    }
+
+    /// The state of the jobs writing to `output` when it is kept on this
+    /// machine: beside a local output, or for a bucket output under
+    /// `state_dir` (`--state-dir`, for public buckets). `None` for a
+    /// bucket output without it: that state lives in the bucket beside the
+    /// output, so the job resumes on any machine.
+    pub fn kept_here(&self, output: &Location, state_dir: Option<&Path>) -> Option<OutputState> {
+        match (output, state_dir) {
+            (Location::Local(_), _) => Some(self.for_output(output)),
+            (Location::S3 { .. }, Some(root)) => Some(StateDirs::new(root).for_output(output)),
+            (Location::S3 { .. }, None) => None,
         }
     }
 }

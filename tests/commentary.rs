@@ -582,42 +582,38 @@ fn default_tts_is_espeak_ng() {
     assert!(db(under / tone_level(span(&pcm, 0.1, 1.4), ORIG_HZ)) < -10.0);
 }
 
-#[test]
-fn interrupted_run_keeps_finished_chunks_and_a_rerun_makes_the_rest() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let clip = make_clip(tmp.path(), "clip.mp4", &ClipSpec::new(320, 240, 6.0));
-    // The last line's TTS takes long, so the last chunk cannot be ready
-    // when the first one is announced and the run is interrupted.
-    let script = write_script(
-        tmp.path(),
-        "- at: 0.5\n  text: quick\n- at: 4.5\n  text: slow\n",
-    );
-    let tts_script = tmp.path().join("maybe-slow.sh");
+/// A script whose last line's TTS takes long (until `fast-now` exists in
+/// `dir`), so the last chunk cannot be ready when the first one is
+/// announced: commentary's arguments for it, with 2 s chunks.
+fn slow_last_line(dir: &Path) -> Vec<String> {
+    let script = write_script(dir, "- at: 0.5\n  text: quick\n- at: 4.5\n  text: slow\n");
+    let tts_script = dir.join("maybe-slow.sh");
     std::fs::write(
         &tts_script,
         format!(
             "#!/bin/sh\ncase \"$2\" in *slow*) [ -e \"{flag}\" ] || sleep 60;; esac\nexec ffmpeg -v error -y -f lavfi -i sine=frequency={VOICE_HZ}:duration=0.5 -ac 1 \"$1\"\n",
-            flag = tmp.path().join("fast-now").display()
+            flag = dir.join("fast-now").display()
         ),
     )
     .expect("write tts");
     let tts = format!("sh {} {{out}} {{text}}", tts_script.display());
-    let out = tmp.path().join("out");
-    let args = [
+    [
         "--script",
         script.to_str().expect("utf8"),
         "--interval",
         "2",
         "--tts-cmd",
         &tts,
-    ];
-    let mut child = vidpipe()
-        .arg("commentary")
-        .arg(&clip)
-        .arg("-o")
-        .arg(&out)
-        .args(["--preset", "ultrafast", "--progress", "json"])
-        .args(args)
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Runs `cmd` (a commentary with `--progress json`) and interrupts it with
+/// SIGINT as soon as it announces its first chunk; it must exit 130 and
+/// say how to resume.
+fn interrupt_after_first_chunk(mut cmd: Command) -> Output {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -642,6 +638,24 @@ fn interrupted_run_keeps_finished_chunks_and_a_rerun_makes_the_rest() {
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(String::from_utf8_lossy(&first.stderr).contains("run the same command again"));
+    first
+}
+
+#[test]
+fn interrupted_run_keeps_finished_chunks_and_a_rerun_makes_the_rest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "clip.mp4", &ClipSpec::new(320, 240, 6.0));
+    let args = slow_last_line(tmp.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tmp.path().join("out");
+    let mut cmd = vidpipe();
+    cmd.arg("commentary")
+        .arg(&clip)
+        .arg("-o")
+        .arg(&out)
+        .args(["--preset", "ultrafast", "--progress", "json"])
+        .args(&args);
+    interrupt_after_first_chunk(cmd);
     assert!(!out.join("commentary.mp4").exists());
     let kept = chunk_paths(&out);
     assert!(!kept.is_empty() && kept.len() < 3, "{kept:?}");
@@ -688,7 +702,7 @@ fn interrupted_run_keeps_finished_chunks_and_a_rerun_makes_the_rest() {
     assert_eq!(modified(&kept[0]), kept_time);
 
     // Other settings start over, and leave no chunk of the old layout.
-    let mut longer = args.to_vec();
+    let mut longer = args.clone();
     longer[3] = "3";
     let o = commentary(&clip, &out, &longer);
     ok(&o);
@@ -949,9 +963,13 @@ fn output_to_a_bucket_goes_through_the_storage_layer() {
             "missing {key} in {keys:?}"
         );
     }
-    assert!(
-        keys.iter().all(|k| !k.contains(".vidpipe")),
-        "state stays local: {keys:?}"
+    // The state stays beside the output, so another machine can resume;
+    // the chunks' mixed audio is gone once the final file exists.
+    let state: Vec<&String> = keys.iter().filter(|k| k.contains(".vidpipe")).collect();
+    assert_eq!(
+        state,
+        ["talks/one/.vidpipe/commentary/state.json"],
+        "{keys:?}"
     );
     let ready = events_of(&o, "chunk_ready");
     assert!(
@@ -962,6 +980,92 @@ fn output_to_a_bucket_goes_through_the_storage_layer() {
     garage.download("talks/one/", &local);
     decodes_cleanly(&local.join("commentary.mp4"));
     moov_before_mdat(&local.join("commentary.mp4"));
+}
+
+/// A commentary command writing to `s3://BUCKET/PREFIX`, run as if on a
+/// machine of its own: its own state root and working directory.
+fn commentary_on_machine(garage: &Garage, machine: &Path, clip: &Path, prefix: &str) -> Command {
+    std::fs::create_dir_all(machine).expect("machine dir");
+    let mut cmd = vidpipe();
+    garage.env(&mut cmd);
+    cmd.env("XDG_STATE_HOME", machine.join("state"))
+        .current_dir(machine)
+        .arg("commentary")
+        .arg(clip)
+        .args(["-o", &format!("s3://{}/{prefix}", garage.bucket)])
+        .args(["--preset", "ultrafast", "--progress", "json"]);
+    cmd
+}
+
+#[test]
+fn a_bucket_commentary_cut_on_one_machine_resumes_on_another() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(tmp.path(), "clip.mp4", &ClipSpec::new(320, 240, 6.0));
+    let args = slow_last_line(tmp.path());
+    let mut first = commentary_on_machine(&garage, &tmp.path().join("a"), &clip, "talks/one");
+    first.args(&args);
+    let cut = interrupt_after_first_chunk(first);
+    assert!(
+        String::from_utf8_lossy(&cut.stderr).contains(&format!(
+            "s3://{}/talks/one/.vidpipe/commentary/state.json",
+            garage.bucket
+        )),
+        "{}",
+        String::from_utf8_lossy(&cut.stderr)
+    );
+    let stored = garage.objects("talks/one/chunks/");
+    assert!(!stored.is_empty() && stored.len() < 3, "{stored:?}");
+    let keys = garage.keys("talks/one/.vidpipe/");
+    assert!(
+        keys.contains(&"talks/one/.vidpipe/commentary/pcm/chunk_0000.f32".to_string()),
+        "{keys:?}"
+    );
+
+    std::fs::write(tmp.path().join("fast-now"), "").expect("flag");
+    let mut second = commentary_on_machine(&garage, &tmp.path().join("b"), &clip, "talks/one");
+    second.args(&args);
+    let o = run(&mut second);
+    ok(&o);
+    assert!(
+        garage.stored_again(&stored).is_empty(),
+        "chunks made on the first machine were stored again"
+    );
+    let first_status = events_of(&o, "status")
+        .into_iter()
+        .find(|e| e["stage"] == "chunks")
+        .expect("chunks status");
+    assert_eq!(first_status["done"].as_u64(), Some(stored.len() as u64));
+    assert_eq!(events_of(&o, "chunk_ready").len(), 3);
+    let keys = garage.keys("talks/one/");
+    assert!(keys.iter().all(|k| !k.contains("/pcm/")), "{keys:?}");
+    let local = tmp.path().join("download");
+    garage.download("talks/one/", &local);
+    decodes_cleanly(&local.join("commentary.mp4"));
+    assert!(
+        (stream_duration(&local.join("commentary.mp4"), "a:0") - 6.0).abs() < 0.05,
+        "the joined audio lost or gained time"
+    );
+
+    // --state-dir keeps the state on this machine and nothing in the bucket.
+    let mut local_state = commentary_on_machine(&garage, &tmp.path().join("c"), &clip, "talks/two");
+    local_state.args(&args).args([
+        "--state-dir",
+        tmp.path().join("c-state").to_str().expect("utf8"),
+    ]);
+    ok(&run(&mut local_state));
+    let keys = garage.keys("talks/two/");
+    assert!(
+        keys.contains(&"talks/two/commentary.mp4".to_string()),
+        "{keys:?}"
+    );
+    assert!(keys.iter().all(|k| !k.contains(".vidpipe")), "{keys:?}");
+    assert!(tmp
+        .path()
+        .join("c-state/s3")
+        .join(&garage.bucket)
+        .join("talks/two/.vidpipe/commentary/state.json")
+        .is_file());
 }
 
 #[test]

@@ -311,6 +311,63 @@ fn a_bucket_prefix_is_pruned_by_class_and_a_dry_run_changes_nothing() {
 }
 
 #[test]
+fn state_kept_under_a_state_dir_marks_a_bucket_job_in_progress() {
+    let garage = Garage::start();
+    let state = tempfile::tempdir().expect("tempdir");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    // A published package being transcoded again into the bucket (other
+    // settings), its checkpoint kept on this machine with --state-dir: the
+    // new segments are not listed by any playlist yet.
+    garage.put(
+        "p/talk/master.m3u8",
+        b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p/index.m3u8\n".to_vec(),
+    );
+    garage.put(
+        "p/talk/720p/index.m3u8",
+        b"#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6,\nseg_00000.ts\n#EXT-X-ENDLIST\n".to_vec(),
+    );
+    garage.put("p/talk/720p/seg_00000.ts", b"ts".to_vec());
+    garage.put("p/talk/720p/seg_00001.ts", b"new".to_vec());
+    let later = SystemTime::now() + Duration::from_secs(60);
+    let checkpoint = elsewhere
+        .path()
+        .join("s3")
+        .join(&garage.bucket)
+        .join("p/talk/.vidpipe/checkpoint.json");
+    std::fs::create_dir_all(checkpoint.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&checkpoint, "{}").expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&checkpoint)
+        .and_then(|f| f.set_modified(later))
+        .expect("mtime");
+    let dest = format!("s3://{}/p", garage.bucket);
+    let would_delete = |extra: &[&str]| -> Vec<String> {
+        let o = run(prune_cmd(&garage, state.path())
+            .env("VIDPIPE_PRUNE_NOW", epoch(later))
+            .arg(&dest)
+            .args(["--older-than", "30s", "--dry-run", "--progress", "json"])
+            .args(extra));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        events(&o.stdout)
+            .iter()
+            .filter(|e| e["event"] == "deleted")
+            .map(|e| e["path"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(
+        would_delete(&[]),
+        [format!("s3://{}/p/talk/720p/seg_00001.ts", garage.bucket)],
+        "without the state the new segment is an unreferenced leftover"
+    );
+    let dir = elsewhere.path().to_str().expect("utf8");
+    assert!(
+        would_delete(&["--state-dir", dir]).is_empty(),
+        "the job is in progress"
+    );
+}
+
+#[test]
 fn old_incomplete_uploads_are_aborted_and_young_ones_kept() {
     let garage = Garage::start();
     let state = tempfile::tempdir().expect("tempdir");

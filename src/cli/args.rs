@@ -122,6 +122,12 @@ pub struct PruneArgs {
     /// whole bucket.
     #[arg(long)]
     pub allow_root: bool,
+
+    /// Also look in this local directory for the state of jobs writing to
+    /// an s3:// DEST (the --state-dir those jobs were given), so their work
+    /// in progress is recognised and kept.
+    #[arg(long, env = "VIDPIPE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<String>,
 }
 
 /// Arguments of `captions`.
@@ -278,6 +284,13 @@ pub struct CommentaryArgs {
     /// CPU threads to use in total [default: all cores].
     #[arg(long, env = "VIDPIPE_THREADS", value_name = "N")]
     pub threads: Option<String>,
+
+    /// Keep the state of an s3:// output (and each chunk's mixed audio
+    /// until the final file exists) in this local directory instead of
+    /// beside the output in the bucket (for public buckets); then only
+    /// this machine can resume it.
+    #[arg(long, env = "VIDPIPE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<String>,
 }
 
 /// Arguments of `upload-chunked`.

@@ -362,15 +362,10 @@ fn follow(
         finish: options.finish,
         // Beside a local output; beside a bucket output in the bucket,
         // unless --state-dir keeps it on this machine.
-        state_path: match (&run.output, &options.state_dir) {
-            (Location::Local(_), _) => Some(ctx.state.for_output(&run.output).captions_live_file()),
-            (Location::S3 { .. }, Some(root)) => Some(
-                vidpipe::state::StateDirs::new(root)
-                    .for_output(&run.output)
-                    .captions_live_file(),
-            ),
-            (Location::S3 { .. }, None) => None,
-        },
+        state_path: ctx
+            .state
+            .kept_here(&run.output, options.state_dir.as_deref())
+            .map(|state| state.captions_live_file()),
     };
     let saved_in = vidpipe::captions::live::state_place(dest, &live).describe();
     let attached = master.is_none_or(|m| m.attach(ctx, &run.tracks));

@@ -33,6 +33,8 @@ pub struct CommentaryRun {
     pub video: String,
     /// Where the output goes (`None` only with `--events-only`).
     pub output: Option<Location>,
+    /// `--state-dir`: keep a bucket output's state on this machine.
+    pub state_dir: Option<std::path::PathBuf>,
     /// Script lines, or `--auto`.
     pub lines: LineSource,
     /// Print the detected events and stop.
@@ -72,6 +74,12 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
     Ok(CommentaryRun {
         video: args.video.clone(),
         output,
+        state_dir: s.get(
+            "state-dir",
+            args.state_dir.as_deref(),
+            cfg.state_dir.as_ref(),
+            super::layers::parse_dir,
+        )?,
         lines,
         events_only: args.events_only,
         voice: s.get("voice", args.voice.as_deref(), cfg.voice.as_ref(), |v| {
@@ -262,15 +270,21 @@ pub fn run(run: &CommentaryRun, ctx: &Ctx) -> Result<Outcome, CliError> {
             return Ok(Outcome::SomeFailed);
         }
     };
+    let kept_here = run
+        .output
+        .as_ref()
+        .and_then(|out| ctx.state.kept_here(out, run.state_dir.as_deref()));
     let job = Job {
         position: Position::ONLY,
         input: item.source.clone(),
         open: readable.open().to_string(),
         identity: item.identity.clone(),
-        work_dir: match &run.output {
-            Some(out) => ctx.state.for_output(out).commentary_dir(),
-            None => std::env::temp_dir().join("vidpipe-commentary"),
+        work_dir: match (&run.output, &kept_here) {
+            (_, Some(state)) => state.commentary_dir(),
+            (Some(out), None) => ctx.state.for_output(out).commentary_dir(),
+            (None, None) => std::env::temp_dir().join("vidpipe-commentary"),
         },
+        state_in_output: run.output.is_some() && kept_here.is_none(),
         local_output: match &run.output {
             Some(Location::Local(dir)) => Some(dir.clone()),
             _ => None,
@@ -339,7 +353,7 @@ fn commentate(
             eprintln!(
                 "interrupted: finished chunks of {} are kept (state in {}); run the same command again to make the rest",
                 job.input,
-                job.work_dir.display()
+                commentary::state_location(job, dest.as_ref())
             );
             Ok(Outcome::Interrupted)
         }

@@ -30,6 +30,8 @@ pub struct PruneRun {
     pub abort_uploads: bool,
     /// Install a lifecycle rule of this many days.
     pub lifecycle: Option<i32>,
+    /// `--state-dir`: another local root of bucket outputs' state.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Validated settings for `prune`.
@@ -92,6 +94,12 @@ pub fn settings(layers: &Layers, args: &PruneArgs) -> Result<PruneRun, SettingsE
         },
         abort_uploads,
         lifecycle,
+        state_dir: s.get(
+            "state-dir",
+            args.state_dir.as_deref(),
+            cfg.state_dir.as_ref(),
+            super::layers::parse_dir,
+        )?,
     })
 }
 
@@ -147,11 +155,10 @@ pub fn run(run: &PruneRun, ctx: &Ctx) -> Result<Outcome, CliError> {
                 continue;
             }
         };
-        let elsewhere: Vec<Entry> = ctx
-            .state
-            .for_output(location)
-            .kept_elsewhere()
-            .into_iter()
+        let roots = std::iter::once(ctx.state.clone())
+            .chain(run.state_dir.as_ref().map(vidpipe::state::StateDirs::new));
+        let elsewhere: Vec<Entry> = roots
+            .flat_map(|root| root.for_output(location).kept_elsewhere())
             .map(|(key, modified)| Entry {
                 key,
                 bytes: 0,

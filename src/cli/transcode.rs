@@ -42,15 +42,9 @@ pub struct TranscodeRun {
 /// bucket output in the bucket (`None`), unless `--state-dir` keeps it on
 /// this machine.
 fn checkpoint_dir(run: &TranscodeRun, ctx: &Ctx, stem: &str) -> Option<std::path::PathBuf> {
-    match (&run.output, &run.state_dir) {
-        (Location::Local(_), _) => Some(ctx.state.for_output(&run.output).input_dir(stem)),
-        (Location::S3 { .. }, Some(root)) => Some(
-            vidpipe::state::StateDirs::new(root)
-                .for_output(&run.output)
-                .input_dir(stem),
-        ),
-        (Location::S3 { .. }, None) => None,
-    }
+    ctx.state
+        .kept_here(&run.output, run.state_dir.as_deref())
+        .map(|state| state.input_dir(stem))
 }
 
 /// Validated settings for `transcode-hls`.

@@ -46,7 +46,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use writer::Wording;
 
-pub use pipeline::run;
+pub use pipeline::{run, state_location};
 
 /// Validated settings of `commentary`.
 #[derive(Debug, Clone, Serialize)]
@@ -124,6 +124,12 @@ pub struct Job {
     /// Local directory for the state file, PCM and temp files
     /// ([`crate::state::OutputState::commentary_dir`]).
     pub work_dir: PathBuf,
+    /// The output is a bucket and the state lives in it beside the output
+    /// (`.vidpipe/commentary/`, the same layout as `work_dir`): the state
+    /// file, and each finished chunk's mixed audio until the final file
+    /// exists, so the run resumes on any machine. Without it the state is
+    /// only in `work_dir`.
+    pub state_in_output: bool,
     /// The output directory when it is local (chunks are read back from
     /// it); `None` for a bucket (copies are kept in `work_dir`).
     pub local_output: Option<PathBuf>,

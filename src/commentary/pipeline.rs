@@ -22,7 +22,7 @@ use crate::fsutil::write_atomic;
 use crate::media;
 use crate::media::video::{encoder_threads, H264Settings};
 use crate::progress::{Event, Reporter};
-use crate::state::StateFile;
+use crate::state::{StateFile, StatePlace, StoredState};
 use crate::storage::Destination;
 use crate::CancelFlag;
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 const STATE_VERSION: u32 = 1;
+
+/// The work directory's layout, also used beside a bucket output under
+/// [`STATE_PREFIX`] when the state lives there ([`Job::state_in_output`]).
+const STATE_FILE: &str = "state.json";
+
+/// Where the state lives beside a bucket output.
+const STATE_PREFIX: &str = ".vidpipe/commentary/";
+
+/// A chunk's mixed audio, relative to the work directory or
+/// [`STATE_PREFIX`].
+fn pcm_name(i: u32) -> String {
+    format!("pcm/chunk_{i:04}.f32")
+}
 
 /// What a re-run may keep.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -53,6 +66,8 @@ struct Run<'a> {
     timeline: Timeline,
     intervals: Vec<Interval>,
     state: Mutex<State>,
+    /// Where `state` is saved.
+    place: StatePlace<'a, State>,
     /// The chunks handled in order so far.
     in_order: Mutex<InOrder>,
     /// Wakes the in-order thread while chunks are being built.
@@ -106,7 +121,8 @@ pub fn run(
         &intervals,
     ));
     create_dir(&job.work_dir)?;
-    let state = load_state(job, &identity, reporter)?;
+    let place = state_place(job, dest);
+    let state = load_state(job, &place, &identity, reporter)?;
     if state.complete && dest.exists(FINAL_KEY) {
         return Ok(already_complete(
             job,
@@ -127,6 +143,7 @@ pub fn run(
             complete: false,
             ..state
         }),
+        place,
         in_order: Mutex::new(InOrder::new(settings)?),
         in_order_wake: Mutex::new(None),
     };
@@ -367,15 +384,29 @@ fn warn(reporter: &dyn Reporter, job: &Job, message: String) {
     });
 }
 
-/// The state file in a work directory.
-fn state_file(work_dir: &Path) -> StateFile<State> {
-    StateFile::new(work_dir.join("state.json"))
+/// Where a job's state is kept: in the bucket beside the output, or in
+/// the work directory.
+fn state_place<'a>(job: &Job, dest: &'a dyn Destination) -> StatePlace<'a, State> {
+    if job.state_in_output {
+        StatePlace::Stored(StoredState::new(
+            dest,
+            format!("{STATE_PREFIX}{STATE_FILE}"),
+        ))
+    } else {
+        StatePlace::File(StateFile::new(job.work_dir.join(STATE_FILE)))
+    }
+}
+
+/// Where a job's state is kept, for messages.
+pub fn state_location(job: &Job, dest: &dyn Destination) -> String {
+    state_place(job, dest).describe()
 }
 
 /// The state of a previous run if it was made for the same fingerprint,
 /// else a fresh one; a damaged file is set aside and reported.
 fn load_state(
     job: &Job,
+    place: &StatePlace<'_, State>,
     fingerprint: &str,
     reporter: &dyn Reporter,
 ) -> Result<State, CommentaryError> {
@@ -384,7 +415,7 @@ fn load_state(
         fingerprint: fingerprint.to_string(),
         ..Default::default()
     };
-    let loaded = state_file(&job.work_dir).load()?;
+    let loaded = place.load()?;
     Ok(match loaded.reported(reporter, &job.input) {
         Some(s) if s.version == STATE_VERSION && s.fingerprint == fingerprint => s,
         Some(_) => {
@@ -404,11 +435,42 @@ impl Run<'_> {
         // Written under the lock: two chunks finishing together must not
         // race on the temp file.
         let state = self.lock_state();
-        Ok(state_file(&self.job.work_dir).save(&state)?)
+        Ok(self.place.save(&state)?)
     }
 
     fn pcm_path(&self, i: u32) -> PathBuf {
-        self.job.work_dir.join(format!("pcm/chunk_{i:04}.f32"))
+        self.job.work_dir.join(pcm_name(i))
+    }
+
+    /// Where chunk `i`'s mixed audio is kept beside the output.
+    fn pcm_key(i: u32) -> String {
+        format!("{STATE_PREFIX}{}", pcm_name(i))
+    }
+
+    /// Makes chunk `i`'s mixed audio and MP4 readable here, fetching them
+    /// from beside the output when this machine has not got them (the run
+    /// moved); `false` when they cannot be had, and the chunk is built
+    /// again.
+    fn have_locally(&self, i: u32) -> bool {
+        let wanted = [
+            (self.pcm_path(i), Self::pcm_key(i)),
+            (self.local_chunk(i), chunk_key(i)),
+        ];
+        wanted.iter().all(|(path, key)| {
+            path.is_file()
+                || (self.job.state_in_output
+                    && self
+                        .dest
+                        .get(key)
+                        .and_then(|bytes| write_atomic(path, &bytes))
+                        .inspect_err(|e| {
+                            tracing::info!(
+                                "{} cannot be fetched, the chunk is made again: {e}",
+                                self.dest.describe(key)
+                            )
+                        })
+                        .is_ok())
+        })
     }
 
     /// Where the chunk MP4 can be read back locally.
@@ -428,10 +490,9 @@ impl Run<'_> {
                 st.chunks.get(&iv.index).is_some_and(|&(first, end)| {
                     first == iv.first
                         && iv.end.is_none_or(|e| e == end)
-                        && self.pcm_path(iv.index).is_file()
-                        && self.local_chunk(iv.index).is_file()
                         && self.dest.exists(&chunk_key(iv.index))
                         && (!self.settings.hls || self.dest.exists(&ts_key(iv.index)))
+                        && self.have_locally(iv.index)
                 })
             })
             .map(|iv| iv.index)
@@ -714,11 +775,10 @@ impl Run<'_> {
     fn publish(&self, iv: &Interval, built: BuiltChunk) -> Result<(), CommentaryError> {
         let i = iv.index;
         let pcm = self.pcm_path(i);
-        write_atomic(&pcm, &concat::pcm_bytes(&built.pcm)).map_err(|source| {
-            CommentaryError::Write {
-                path: pcm.display().to_string(),
-                source,
-            }
+        let pcm_bytes = concat::pcm_bytes(&built.pcm);
+        write_atomic(&pcm, &pcm_bytes).map_err(|source| CommentaryError::Write {
+            path: pcm.display().to_string(),
+            source,
         })?;
         if self.job.local_output.is_none() {
             let copy = self.local_chunk(i);
@@ -728,6 +788,11 @@ impl Run<'_> {
             })?;
         }
         self.write(&chunk_key(i), &built.mp4)?;
+        if self.job.state_in_output {
+            // Before the state records the chunk, so a run that moves
+            // finds everything the state lists.
+            self.write(&Self::pcm_key(i), &pcm_bytes)?;
+        }
         for w in built.warnings {
             warn(self.reporter, self.job, w);
         }
@@ -882,6 +947,12 @@ impl Run<'_> {
             let _ = std::fs::remove_file(self.pcm_path(iv.index));
             if self.job.local_output.is_none() {
                 let _ = std::fs::remove_file(self.local_chunk(iv.index));
+            }
+            if self.job.state_in_output {
+                let key = Self::pcm_key(iv.index);
+                if let Err(e) = self.dest.delete(&key) {
+                    tracing::warn!("cannot remove {}: {e}", self.dest.describe(&key));
+                }
             }
         }
         let path = self.dest.describe(FINAL_KEY);
