@@ -49,6 +49,9 @@ pub struct Survey {
     /// commentary. Their small state records stay, so a re-run of the job
     /// costs nothing.
     finished: HashSet<String>,
+    /// Directories holding a joined commentary, whose `chunks/` are
+    /// published with it (no playlist lists them).
+    joined: HashSet<String>,
     /// Playlists by key.
     pub(super) playlists: HashMap<String, Facts>,
     /// Keys listed by playlists outside numbered series; `true` when a
@@ -205,6 +208,7 @@ impl Survey {
             }
         }
         for dir in &walked.final_outputs {
+            self.joined.insert(dir.clone());
             if let Some(root) = self.root_of(dir).map(str::to_string) {
                 open.remove(&root);
                 self.finished.insert(root);
@@ -311,6 +315,17 @@ impl Survey {
             .is_some_and(|t| age(settings.now, *t) < settings.older_than)
     }
 
+    /// A chunk of a joined commentary: `<dir>/chunks/chunk_NNNN.mp4` beside
+    /// `<dir>/commentary.mp4`.
+    fn is_joined_chunk(&self, key: &str) -> bool {
+        let chunks = parent(key);
+        let name = key.rsplit('/').next().unwrap_or(key);
+        name.starts_with("chunk_")
+            && name.ends_with(".mp4")
+            && chunks.rsplit('/').next() == Some("chunks")
+            && self.joined.contains(parent(chunks))
+    }
+
     /// Whether `--expire` removes the whole output `root`.
     fn expires(&self, root: &str, settings: &PruneSettings) -> bool {
         settings.expire && !self.unsure.contains(root) && !self.in_progress(root, settings)
@@ -369,6 +384,9 @@ impl Survey {
                 return Decision::Keep(Reason::Published);
             }
             return gate(Reason::State);
+        }
+        if self.is_joined_chunk(&entry.key) {
+            return Decision::Keep(Reason::Published);
         }
         if is_segment(&entry.key) {
             return gate(Reason::Unreferenced);

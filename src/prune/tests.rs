@@ -280,6 +280,45 @@ fn published_output_is_kept_and_only_its_leftovers_go() {
 }
 
 #[test]
+fn a_joined_commentary_keeps_its_chunks_and_an_abandoned_one_loses_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for out in ["done", "abandoned"] {
+        for i in 0..2 {
+            file(
+                dir.path(),
+                &format!("{out}/chunks/chunk_000{i}.mp4"),
+                "mp4",
+                10,
+            );
+        }
+        file(
+            dir.path(),
+            &format!("{out}/.vidpipe/commentary/state.json"),
+            "{}",
+            20,
+        );
+    }
+    file(dir.path(), "done/commentary.mp4", "mp4", 20);
+    let (summary, _, _) = prune_dir(dir.path(), &settings(100, 10));
+    assert_eq!(
+        remaining(dir.path()),
+        [
+            "done/.vidpipe/commentary/state.json",
+            "done/chunks/chunk_0000.mp4",
+            "done/chunks/chunk_0001.mp4",
+            "done/commentary.mp4",
+        ]
+    );
+    assert_eq!(
+        summary
+            .deleted
+            .get(&Reason::Unreferenced)
+            .map_or(0, |c| c.files),
+        2
+    );
+}
+
+#[test]
 fn expire_removes_an_old_output_master_first_then_media_playlists() {
     let dir = tempfile::tempdir().expect("tempdir");
     published(dir.path());
