@@ -31,6 +31,9 @@ _vidpipe() {
             vidpipe,prune)
                 cmd="vidpipe__subcmd__prune"
                 ;;
+            vidpipe,run)
+                cmd="vidpipe__subcmd__run"
+                ;;
             vidpipe,transcode-hls)
                 cmd="vidpipe__subcmd__transcode__subcmd__hls"
                 ;;
@@ -52,6 +55,9 @@ _vidpipe() {
             vidpipe__subcmd__help,prune)
                 cmd="vidpipe__subcmd__help__subcmd__prune"
                 ;;
+            vidpipe__subcmd__help,run)
+                cmd="vidpipe__subcmd__help__subcmd__run"
+                ;;
             vidpipe__subcmd__help,transcode-hls)
                 cmd="vidpipe__subcmd__help__subcmd__transcode__subcmd__hls"
                 ;;
@@ -65,7 +71,7 @@ _vidpipe() {
 
     case "${cmd}" in
         vidpipe)
-            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --retry-for --help --version transcode-hls upload-chunked captions commentary probe prune help"
+            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --retry-for --help --version transcode-hls upload-chunked captions commentary probe prune run help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -263,7 +269,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__help)
-            opts="transcode-hls upload-chunked captions commentary probe prune help"
+            opts="transcode-hls upload-chunked captions commentary probe prune run help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -333,6 +339,20 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__help__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidpipe__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -420,6 +440,48 @@ _vidpipe() {
                     return 0
                     ;;
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bars json none" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidpipe__subcmd__run)
+            opts="-v -q -h -V --shard --jobs --dry-run --report --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --shard)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -38,6 +38,8 @@ pub struct ConfigFile {
     pub commentary: Option<CommentaryConfig>,
     /// Defaults for `prune`.
     pub prune: Option<PruneConfig>,
+    /// Defaults for `run`.
+    pub run: Option<RunConfig>,
 }
 
 /// One config value as written: a boolean, a number or text (`6`, `"6s"`,
@@ -136,6 +138,20 @@ pub struct PruneConfig {
     pub state_dir: Setting,
 }
 
+/// The `run:` section (the pipeline itself is in its manifest).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunConfig {
+    /// `--shard`.
+    pub shard: Setting,
+    /// `--jobs`.
+    pub jobs: Setting,
+    /// `--dry-run`.
+    pub dry_run: Setting,
+    /// `--report`.
+    pub report: Setting,
+}
+
 /// The `captions:` section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -160,6 +176,12 @@ pub struct CaptionsConfig {
     pub state_dir: Setting,
     /// `--window`.
     pub window: Setting,
+    /// Only in a `vidpipe run` step: the transcripts of each input, a
+    /// pattern such as `{stem}.*.srt` beside the input.
+    pub tracks: Setting,
+    /// Only in a `vidpipe run` step: add the subtitles to the input's
+    /// master playlist.
+    pub attach: Setting,
 }
 
 /// The `commentary:` section.

@@ -4,10 +4,71 @@
 //! segments) is written to a temp file beside its final path and renamed
 //! into place, so a reader sees either the old complete file or the new
 //! complete file, never a torn one.
+//!
+//! Scratch (local copies of remote inputs, a pipeline's per-input files)
+//! lives in the temp dir and is removed when its owner is dropped; the
+//! owners also register it here, so a process that exits at once (a second
+//! Ctrl-C) removes it with [`remove_scratch`].
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+/// Scratch files and directories on disk now, for [`remove_scratch`].
+static SCRATCH: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn scratch() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    SCRATCH.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers scratch at `path` (a file or a directory) for [`remove_scratch`].
+pub fn track_scratch(path: &Path) {
+    scratch().push(path.to_path_buf());
+}
+
+/// Forgets scratch at `path`: its owner removes it.
+pub fn untrack_scratch(path: &Path) {
+    scratch().retain(|p| p != path);
+}
+
+/// Removes every registered scratch file and directory, for a process
+/// about to exit without unwinding: nothing else would.
+pub fn remove_scratch() {
+    for path in scratch().drain(..) {
+        if path.is_dir() {
+            let _ = fs::remove_dir_all(path);
+        } else {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// A scratch directory in the temp dir, removed with everything in it when
+/// dropped (or by [`remove_scratch`]).
+#[derive(Debug)]
+pub struct ScratchDir {
+    dir: tempfile::TempDir,
+}
+
+impl ScratchDir {
+    /// A new directory named `<prefix>XXXXXX`.
+    pub fn new(prefix: &str) -> io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
+        track_scratch(dir.path());
+        Ok(ScratchDir { dir })
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        untrack_scratch(self.dir.path());
+    }
+}
 
 /// Suffix of the temp file written before an atomic rename.
 pub const PARTIAL_SUFFIX: &str = ".part";

@@ -366,7 +366,8 @@ pub fn readable(
         open: open.to_string(),
         _copy: None,
     };
-    if !crate::media::is_url(source) {
+    // A local copy (a pipeline fetched the input once) is read as a file.
+    if !crate::media::is_url(source) || !crate::media::is_url(open) {
         return Ok(direct());
     }
     let mut remote = RemoteInput::connect(open, cancel)?;

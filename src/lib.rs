@@ -21,6 +21,7 @@ pub mod hls;
 pub mod inputs;
 pub mod language;
 pub mod media;
+pub mod pipeline;
 pub mod progress;
 pub mod prune;
 pub mod state;

@@ -56,7 +56,7 @@ fn cancel_on_signal() -> vidpipe::CancelFlag {
     let handler_flag = flag.clone();
     let installed = ctrlc::set_handler(move || {
         if handler_flag.swap(true, Ordering::SeqCst) {
-            vidpipe::media::remote::remove_scratch_copies();
+            vidpipe::fsutil::remove_scratch();
             std::process::exit(130);
         }
         eprintln!("stopping on request: finishing the current step and saving the checkpoint (interrupt again to quit now)");

@@ -200,6 +200,140 @@ pub enum Event {
         uploads_aborted: u64,
         failed: u64,
     },
+    /// A pipeline run starts: the inputs it kept (`--shard`) of how many.
+    RunStarted {
+        /// `shard` (`"2/3"` or null), `kept` and `of`.
+        #[serde(flatten)]
+        share: Share,
+        /// Steps per input.
+        steps: Vec<String>,
+    },
+    /// Every step of a pipeline input ended; `ok` when none failed.
+    InputDone {
+        input: String,
+        output: String,
+        ok: bool,
+        seconds: f64,
+    },
+    /// A pipeline step is starting on an input (`resume` when its own
+    /// state says it continues earlier work).
+    StepStarted {
+        input: String,
+        step: String,
+        resume: bool,
+    },
+    /// A pipeline step succeeded on an input, in `seconds`.
+    StepDone {
+        input: String,
+        step: String,
+        seconds: f64,
+    },
+    /// A pipeline step did not run on an input, and that is not a
+    /// failure: its files are not there, or it is already complete.
+    StepSkipped {
+        input: String,
+        step: String,
+        reason: String,
+    },
+    /// A pipeline step failed on an input (the input's later steps do not
+    /// run; the other inputs go on).
+    StepFailed {
+        input: String,
+        step: String,
+        message: String,
+    },
+    /// `vidpipe run --dry-run`: what a step would do with an input
+    /// (`run`, `resume`, `skip` or `complete`) and why.
+    StepPlanned {
+        input: String,
+        step: String,
+        action: String,
+        reason: String,
+    },
+    /// A pipeline run ended: every input's steps and their outcomes.
+    #[serde(rename = "summary")]
+    RunSummary(RunSummary),
+    /// An event of one step of a pipeline on one input: the step's own
+    /// event with `input` (as the pipeline names it) and `step` added.
+    #[serde(untagged)]
+    Step(StepEvent),
+}
+
+/// What a pipeline run did, input by input.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunSummary {
+    /// Inputs whose every step succeeded or was skipped.
+    pub succeeded: usize,
+    /// Inputs that failed (a step, or the input itself).
+    pub failed: usize,
+    /// Seconds the whole run took.
+    pub seconds: f64,
+    /// Each input.
+    pub inputs: Vec<InputOutcome>,
+}
+
+/// One input of a pipeline run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InputOutcome {
+    /// The input as the pipeline names it.
+    pub input: String,
+    /// Where its output is.
+    pub output: String,
+    /// Every step succeeded or was skipped.
+    pub ok: bool,
+    /// Its steps, in order.
+    pub steps: Vec<StepOutcome>,
+    /// Its `s3://` source was deleted (`delete-source`).
+    pub source_deleted: bool,
+    /// Seconds its steps took.
+    pub seconds: f64,
+    /// Why the input failed before or between its steps, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One step of one input.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StepOutcome {
+    /// The step's subcommand.
+    pub step: String,
+    /// `done`, `complete` (done by an earlier run), `skipped`, `failed` or
+    /// `not-run` (an earlier step failed, or the run was interrupted).
+    pub outcome: String,
+    /// Why it was skipped or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// A step's own event on one input (see [`Event::Step`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepEvent {
+    /// The input as the pipeline names it.
+    pub input: String,
+    /// The step's subcommand.
+    pub step: String,
+    /// The step's event.
+    pub event: Box<Event>,
+}
+
+impl Serialize for StepEvent {
+    /// The step's event as its own JSON object, with `input` and `step`
+    /// set; an `input` of its own that says something else (a caption
+    /// track) stays as `subject`.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut value = serde_json::to_value(&*self.event).map_err(S::Error::custom)?;
+        if let Some(map) = value.as_object_mut() {
+            let own = map.insert("input".into(), self.input.clone().into());
+            if let Some(own) = own.filter(|own| own.as_str() != Some(&self.input)) {
+                map.insert("subject".into(), own);
+            }
+            map.insert("step".into(), self.step.clone().into());
+        }
+        value.serialize(serializer)
+    }
 }
 
 /// Files and their bytes.
@@ -234,6 +368,7 @@ impl Event {
                 percent,
             } => Some((input, rendition, *percent)),
             Event::UploadProgress { input, percent, .. } => Some((input, "", *percent)),
+            Event::Step(step) => step.event.progress(),
             _ => None,
         }
     }

@@ -83,6 +83,40 @@ pub enum Command {
     /// Delete stale segments, chunks, state and incomplete uploads without
     /// breaking a stream a player is reading (for cron).
     Prune(PruneArgs),
+    /// Run a whole publishing pipeline per input (transcode-hls, captions,
+    /// commentary, delete the source) from one manifest: each remote input
+    /// read once, re-runs skip what is complete.
+    Run(RunArgs),
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline manifest (YAML): inputs, output, steps and
+    /// delete-source.
+    #[arg(value_name = "PIPELINE.yaml")]
+    pub manifest: PathBuf,
+
+    /// Take only this machine's share of the inputs: a stable hash of
+    /// each input's name (for CI matrices and job arrays), e.g. 2/4; auto
+    /// takes K and N from a Slurm, Kubernetes or AWS Batch array task.
+    #[arg(long, env = "VIDPIPE_SHARD", value_name = "K/N|auto")]
+    pub shard: Option<String>,
+
+    /// Inputs processed at once, the CPU threads divided between them
+    /// [default: 1].
+    #[arg(long, env = "VIDPIPE_JOBS", value_name = "N")]
+    pub jobs: Option<String>,
+
+    /// List per input the steps that would run, resume, or be skipped,
+    /// and touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also write the final summary (per input: steps, outcomes, output,
+    /// seconds) as JSON to this file, e.g. for a CI artifact.
+    #[arg(long, env = "VIDPIPE_REPORT", value_name = "FILE")]
+    pub report: Option<String>,
 }
 
 /// Arguments of `prune`.

@@ -61,6 +61,9 @@ pub fn settings(layers: &Layers, args: &CaptionsArgs) -> Result<CaptionsRun, Set
     let empty = Default::default();
     let cfg = layers.file().captions.as_ref().unwrap_or(&empty);
     let s = layers.section("captions");
+    let run_only = "only a `vidpipe run` step takes this key; give the transcripts as arguments";
+    s.refuse("tracks", cfg.tracks.as_ref(), run_only)?;
+    s.refuse("attach", cfg.attach.as_ref(), run_only)?;
     let output = s
         .get(
             "output",

@@ -21,7 +21,7 @@ use vidpipe::commentary::tts::{CommandTemplate, Espeak, SpeechBackend};
 use vidpipe::commentary::writer::Wording;
 use vidpipe::commentary::{self, CommentaryError, CommentarySettings, Job, LineSource};
 use vidpipe::config::CommentaryConfig;
-use vidpipe::inputs::{expand, readable};
+use vidpipe::inputs::{expand, readable, InputItem};
 use vidpipe::media::remote::RemoteError;
 use vidpipe::progress::Position;
 use vidpipe::storage::Location;
@@ -257,6 +257,15 @@ pub fn run(run: &CommentaryRun, ctx: &Ctx) -> Result<Outcome, CliError> {
         ctx.fail(&run.video, "not a video file");
         return Ok(Outcome::SomeFailed);
     };
+    commentate_item(run, ctx, item)
+}
+
+/// Commentates one prepared input (a pipeline hands its own, fetched once).
+pub(super) fn commentate_item(
+    run: &CommentaryRun,
+    ctx: &Ctx,
+    item: &InputItem,
+) -> Result<Outcome, CliError> {
     let readable = match readable(
         &item.open,
         &item.source,

@@ -18,7 +18,7 @@ use vidpipe::CancelFlag;
 pub struct Ctx {
     /// Where events go (bars, JSON lines or nothing), with warnings and
     /// errors always shown on stderr.
-    pub reporter: Box<dyn Reporter>,
+    pub reporter: Arc<dyn Reporter>,
     /// Set when the user asks to stop.
     pub cancel: CancelFlag,
     /// Human summary lines on stderr are wanted (not `-q`, not JSON).
@@ -29,7 +29,8 @@ pub struct Ctx {
     /// live state): the one layout of [`StateDirs`].
     pub state: StateDirs,
     s3_options: S3Options,
-    s3: OnceLock<Result<Arc<S3Session>, String>>,
+    /// Shared with the contexts made by [`scoped`](Self::scoped).
+    s3: Arc<OnceLock<Result<Arc<S3Session>, String>>>,
 }
 
 impl Ctx {
@@ -42,13 +43,28 @@ impl Ctx {
         s3_options: S3Options,
     ) -> Self {
         Ctx {
-            reporter,
+            reporter: Arc::from(reporter),
             cancel,
             chatty,
             json,
             state: StateDirs::from_env(),
             s3_options,
-            s3: OnceLock::new(),
+            s3: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// A context for one part of this command's work (a step of a
+    /// pipeline): its events go to `reporter`, it prints no summary lines
+    /// of its own, and it shares the cancel flag, state and S3 connection.
+    pub fn scoped(&self, reporter: Arc<dyn Reporter>) -> Ctx {
+        Ctx {
+            reporter,
+            cancel: self.cancel.clone(),
+            chatty: false,
+            json: self.json,
+            state: self.state.clone(),
+            s3_options: self.s3_options.clone(),
+            s3: self.s3.clone(),
         }
     }
 

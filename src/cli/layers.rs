@@ -96,6 +96,24 @@ impl Layers {
         Ok(layers)
     }
 
+    /// These global settings with `file` as the config file (read from
+    /// `path`): how a pipeline step gets its section from the manifest.
+    pub fn with_file(&self, path: &std::path::Path, file: ConfigFile) -> Layers {
+        Layers {
+            path: path.to_path_buf(),
+            file,
+            progress: self.progress,
+            verbose: self.verbose,
+            quiet: self.quiet,
+            s3: self.s3.clone(),
+        }
+    }
+
+    /// The path the settings' messages name.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// The loaded config file.
     pub fn file(&self) -> &ConfigFile {
         &self.file
@@ -165,6 +183,20 @@ impl Section<'_> {
         config: Option<&Value<Scalar>>,
     ) -> Result<bool, SettingsError> {
         self.or(key, flag.then_some("true"), config, false, parse_bool)
+    }
+
+    /// An error at `config`'s line when the key is set: for keys that the
+    /// file has but this use of the section must not (`reason` says why).
+    pub fn refuse(
+        &self,
+        key: &str,
+        config: Option<&Value<Scalar>>,
+        reason: &str,
+    ) -> Result<(), SettingsError> {
+        match config {
+            None => Ok(()),
+            Some(v) => Err(value_error(&self.layers.path, &self.key_label(key), v, reason).into()),
+        }
     }
 
     /// `--key (VIDPIPE_KEY)`: the flag and, when it has one, its variable.

@@ -19,6 +19,7 @@ pub mod layers;
 pub mod probe;
 pub mod prune;
 pub mod report;
+pub mod run;
 pub mod transcode;
 pub mod upload;
 
@@ -62,6 +63,7 @@ pub fn execute(cli: &Cli, layers: &Layers, ctx: &Ctx) -> Result<Outcome, CliErro
         Command::Commentary(args) => step(layers, args, ctx, commentary::settings, commentary::run),
         Command::Probe(args) => step(layers, args, ctx, probe::settings, probe::run),
         Command::Prune(args) => step(layers, args, ctx, prune::settings, prune::run),
+        Command::Run(args) => step(layers, args, ctx, run::settings, run::run),
     }
 }
 

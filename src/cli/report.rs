@@ -80,6 +80,22 @@ impl Console {
                 Some(format!("warning: {input}: {message}"))
             }
             Event::Error { input, message } => Some(format!("error: {input}: {message}")),
+            // A pipeline step's own warning or error, named by the input
+            // as the pipeline knows it, and the step.
+            Event::Step(step) => self.line(&step.event).map(|line| {
+                let subject = match step.event.as_ref() {
+                    Event::Warning { input, .. } | Event::Error { input, .. } => input,
+                    _ => &step.input,
+                };
+                let (kind, rest) = line.split_once(": ").unwrap_or(("", &line));
+                let rest = rest.strip_prefix(&format!("{subject}: ")).unwrap_or(rest);
+                let about = if subject == &step.input {
+                    step.input.clone()
+                } else {
+                    format!("{} ({subject})", step.input)
+                };
+                format!("{kind}: {about}: {}: {rest}", step.step)
+            }),
             _ => None,
         }
     }
@@ -152,6 +168,8 @@ struct BarState {
     live: Option<LiveSpinner>,
     /// A prune: files deleted so far.
     prune: Option<(ProgressBar, Count)>,
+    /// A pipeline run: its inputs' lines and the overall one.
+    pipeline: Option<Pipeline>,
 }
 
 impl Bars {
@@ -209,6 +227,15 @@ impl Reporter for Bars {
                 self.captions(&mut state, event)
             }
             Event::Deleted { .. } | Event::PruneSummary { .. } => self.prune(&mut state, event),
+            Event::RunStarted { .. }
+            | Event::StepStarted { .. }
+            | Event::Step(_)
+            | Event::StepDone { .. }
+            | Event::StepSkipped { .. }
+            | Event::StepFailed { .. }
+            | Event::InputDone { .. }
+            | Event::RunSummary(_) => self.pipeline(&mut state, event),
+            Event::StepPlanned { .. } => {}
             Event::Error { input, .. } => {
                 state.fail(&self.multi, &input);
                 state.clear_when_idle(&self.multi);
@@ -391,6 +418,126 @@ impl Bars {
     }
 }
 
+impl Bars {
+    /// A pipeline shows one line per running input (its step and how far
+    /// that step is) under an overall line of inputs done; the steps' own
+    /// bars are not drawn.
+    fn pipeline(&self, state: &mut BarState, event: Event) {
+        let multi = &self.multi;
+        if let Event::RunStarted { share, .. } = &event {
+            let overall = add_bar(
+                multi,
+                share.kept as u64,
+                "{prefix:>16} [{bar:40}] {pos}/{len} inputs {elapsed_precise}",
+                "pipeline".into(),
+            );
+            overall.enable_steady_tick(std::time::Duration::from_millis(500));
+            state.pipeline = Some(Pipeline {
+                overall,
+                inputs: HashMap::new(),
+            });
+            return;
+        }
+        let Some(pipeline) = state.pipeline.as_mut() else {
+            return;
+        };
+        match event {
+            Event::StepStarted {
+                input,
+                step,
+                resume,
+            } => {
+                let line = pipeline.inputs.entry(input.clone()).or_insert_with(|| {
+                    let template = "{prefix:>16} [{bar:40}] {percent:>3}% {msg}";
+                    let bar = add_bar(multi, 1000, template, vidpipe::inputs::stem_of(&input));
+                    InputLine {
+                        bar,
+                        weights: HashMap::new(),
+                    }
+                });
+                line.bar.set_position(0);
+                line.bar.set_message(if resume {
+                    format!("{step} (resuming)")
+                } else {
+                    step
+                });
+            }
+            Event::Step(step) => {
+                if let Some(line) = pipeline.inputs.get_mut(&step.input) {
+                    line.advance(&step.event);
+                }
+            }
+            Event::StepDone { input, .. } => {
+                if let Some(line) = pipeline.inputs.get(&input) {
+                    line.bar.set_position(1000);
+                }
+            }
+            Event::InputDone { input, .. } => {
+                if let Some(line) = pipeline.inputs.remove(&input) {
+                    clear(multi, &line.bar);
+                }
+                pipeline.overall.inc(1);
+            }
+            Event::RunSummary(_) => {
+                if let Some(pipeline) = state.pipeline.take() {
+                    for line in pipeline.inputs.values() {
+                        clear(multi, &line.bar);
+                    }
+                    clear(multi, &pipeline.overall);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A pipeline run's bars.
+struct Pipeline {
+    overall: ProgressBar,
+    inputs: HashMap<String, InputLine>,
+}
+
+/// One running input of a pipeline: its bar (the current step, in
+/// thousandths) and, for a transcode, each rendition's share of the work.
+struct InputLine {
+    bar: ProgressBar,
+    weights: HashMap<String, (f64, f64)>,
+}
+
+impl InputLine {
+    /// Moves the bar on from a step's own event.
+    fn advance(&mut self, event: &Event) {
+        match event {
+            Event::Ladder {
+                renditions,
+                weights,
+                ..
+            } => {
+                self.weights = renditions
+                    .iter()
+                    .cloned()
+                    .zip(weights.iter().map(|&w| (w, 0.0)))
+                    .collect();
+            }
+            Event::Progress {
+                rendition, percent, ..
+            } => {
+                if let Some(entry) = self.weights.get_mut(rendition) {
+                    entry.1 = *percent;
+                }
+                let done: f64 = self.weights.values().map(|(w, p)| w * p).sum();
+                self.bar.set_position((done * 10.0).round() as u64);
+            }
+            Event::Status {
+                stage, done, total, ..
+            } if stage == "chunks" => {
+                self.bar.set_position(done * 1000 / (*total).max(1));
+            }
+            _ => {}
+        }
+    }
+}
+
 impl BarState {
     /// `input` failed: its bars go, whatever kind they are.
     fn fail(&mut self, multi: &MultiProgress, input: &str) {
@@ -410,7 +557,8 @@ impl BarState {
             && self.stages.is_empty()
             && !self.uploads.running()
             && self.live.is_none()
-            && self.prune.is_none();
+            && self.prune.is_none()
+            && self.pipeline.is_none();
         if idle {
             let _ = multi.clear();
         }

@@ -193,7 +193,8 @@ pub fn run(run: &TranscodeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
 
 /// One input: transcode, then delete an s3:// source when asked.
 /// `Ok(false)` when it failed (already reported); `Err` stops the batch.
-fn transcode_one(
+/// A pipeline calls it with an input it prepared (fetched once).
+pub(super) fn transcode_one(
     run: &TranscodeRun,
     ctx: &Ctx,
     (item, position): (&InputItem, Position),

@@ -35,7 +35,10 @@ pub struct Line {
     /// What to say.
     pub speech: Speech,
     /// Where the line came from, for messages: `script.yaml:7`, or
-    /// `auto 00:01:05.000` for generated lines.
+    /// `auto 00:01:05.000` for generated lines. Not part of what a run is
+    /// recognised by: the same script read from another path is the same
+    /// commentary.
+    #[serde(skip)]
     pub origin: String,
 }
 

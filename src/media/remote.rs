@@ -12,24 +12,21 @@
 //! its index last ([`RemoteInput::needs_seeking`]). Only then is that same
 //! body saved to a scratch file in the temp dir ([`RemoteInput::save`]),
 //! which libav reads instead of the URL and which is removed when the
-//! returned [`ScratchCopy`] is dropped, or by [`remove_scratch_copies`]
-//! when the process exits at once.
+//! returned [`ScratchCopy`] is dropped, or by
+//! [`crate::fsutil::remove_scratch`] when the process exits at once.
 
 use super::ff;
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 /// Top-level boxes skipped while looking for the index: beyond this much,
 /// the file is treated as needing seeks.
 const SCAN_LIMIT: u64 = 16 << 20;
 
-/// Scratch copies on disk now, for [`remove_scratch_copies`].
-static LIVE_COPIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// A local copy of a remote input in the temp dir, removed when dropped.
+/// A local copy of a remote input in the temp dir, removed when dropped
+/// (or by [`crate::fsutil::remove_scratch`] on a hard exit).
 #[derive(Debug)]
 pub struct ScratchCopy {
     path: tempfile::TempPath,
@@ -37,7 +34,7 @@ pub struct ScratchCopy {
 
 impl ScratchCopy {
     fn register(path: tempfile::TempPath) -> Self {
-        live_copies().push(path.to_path_buf());
+        crate::fsutil::track_scratch(&path);
         ScratchCopy { path }
     }
 
@@ -49,20 +46,8 @@ impl ScratchCopy {
 
 impl Drop for ScratchCopy {
     fn drop(&mut self) {
-        live_copies().retain(|p| p != &*self.path);
+        crate::fsutil::untrack_scratch(&self.path);
         // `TempPath` removes the file itself.
-    }
-}
-
-fn live_copies() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    LIVE_COPIES.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Removes every scratch copy still on disk, for a process about to exit
-/// without unwinding (a second Ctrl-C): nothing else would.
-pub fn remove_scratch_copies() {
-    for path in live_copies().drain(..) {
-        let _ = std::fs::remove_file(path);
     }
 }
 

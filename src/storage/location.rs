@@ -61,6 +61,19 @@ impl Location {
     pub fn is_s3(&self) -> bool {
         matches!(self, Location::S3 { .. })
     }
+
+    /// The directory or prefix `relative` (`talk`, `talk/commentary`)
+    /// below this one.
+    pub fn join(&self, relative: &str) -> Location {
+        let relative = relative.trim_matches('/');
+        match self {
+            Location::Local(dir) => Location::Local(dir.join(relative)),
+            Location::S3 { bucket, prefix } => Location::S3 {
+                bucket: bucket.clone(),
+                prefix: format!("{prefix}{relative}/"),
+            },
+        }
+    }
 }
 
 /// One `s3://bucket/key` (a key ending in `/`, or empty, names a prefix).

@@ -114,20 +114,70 @@ impl S3Session {
 
     /// The content of `key`; a missing key fails at once.
     pub fn get(&self, bucket: &str, key: &str) -> io::Result<Vec<u8>> {
-        let what = format!("GET s3://{bucket}/{key}");
-        let read = retry(&self.retry, &what, || async move {
-            let object = self
-                .direct
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| GetError::Request(Box::new(e)))?;
-            let body = object.body.collect().await.map_err(GetError::Body)?;
-            Ok::<_, GetError>(body.into_bytes().to_vec())
-        });
+        let read = get_object(&self.direct, &self.retry, bucket, key, None, None);
         self.wait(read).map_err(exhausted)
+    }
+
+    /// Reads `size` bytes of `key` in ranges of `range` bytes, up to
+    /// `in_flight` GETs at once, each retried under the session's policy
+    /// and each sent with `If-Match: etag` (when known), so an object
+    /// replaced midway fails instead of mixing two versions. Every range
+    /// goes to `sink(offset, bytes)` as it arrives (in any order). Stops
+    /// with [`io::ErrorKind::Interrupted`] once `cancel` is set.
+    pub fn get_ranges(
+        &self,
+        bucket: &str,
+        key: &str,
+        (size, etag): (u64, Option<&str>),
+        (range, in_flight): (u64, usize),
+        sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> io::Result<()> {
+        let range = range.max(1);
+        self.wait(async {
+            let mut offsets = (0..size).step_by(range as usize);
+            let mut running = tokio::task::JoinSet::new();
+            loop {
+                let stopping = cancel.load(std::sync::atomic::Ordering::Relaxed);
+                while !stopping && running.len() < in_flight.max(1) {
+                    let Some(offset) = offsets.next() else { break };
+                    let (client, policy) = (self.direct.clone(), self.retry);
+                    let (bucket, key) = (bucket.to_string(), key.to_string());
+                    let last = (offset + range).min(size) - 1;
+                    let etag = etag.map(str::to_string);
+                    running.spawn(async move {
+                        let bytes = format!("bytes={offset}-{last}");
+                        get_object(&client, &policy, &bucket, &key, Some(bytes), etag)
+                            .await
+                            .map(|body| (offset, body))
+                            .map_err(|e| io::Error::other(format!("s3://{bucket}/{key}: {e}")))
+                    });
+                }
+                let Some(done) = running.join_next().await else {
+                    return if stopping {
+                        Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"))
+                    } else {
+                        Ok(())
+                    };
+                };
+                let (offset, body) = done.map_err(io::Error::other)??;
+                sink(offset, &body)?;
+            }
+        })
+    }
+
+    /// The size of part 1 of `key` when it was stored by a multipart
+    /// upload (HEAD with `partNumber=1`), to check its multipart ETag;
+    /// `None` when the server does not say.
+    pub fn first_part_size(&self, bucket: &str, key: &str) -> Option<u64> {
+        let head = self
+            .direct
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .part_number(1);
+        let head = self.wait(head.send()).ok()?;
+        head.content_length().and_then(|n| u64::try_from(n).ok())
     }
 
     /// Stores every `(key, bytes)` with up to `concurrency` PUTs in flight,
@@ -191,6 +241,28 @@ impl S3Session {
             etag: head.e_tag().map(str::to_string),
             modified: head.last_modified().and_then(|t| (*t).try_into().ok()),
         }))
+    }
+
+    /// Whether `bucket` exists and this key may use it; the error says
+    /// which is not so.
+    pub fn check_bucket(&self, bucket: &str) -> io::Result<()> {
+        let what = format!("HEAD s3://{bucket}");
+        let request = retry(&self.retry, &what, || {
+            self.direct.head_bucket().bucket(bucket).send()
+        });
+        self.wait(request)
+            .map(|_| ())
+            .map_err(|failed| match http_status(&failed.error) {
+                Some(404) => io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no such bucket `{bucket}`"),
+                ),
+                Some(403) => io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("no access to bucket `{bucket}`"),
+                ),
+                _ => exhausted(failed),
+            })
     }
 
     /// Why a HEAD of `key` found nothing, in words: no such bucket, or no
@@ -411,6 +483,33 @@ async fn put_object(
 }
 
 type PutError = aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::put_object::PutObjectError>;
+
+/// `key`'s content, or the byte `range` of it (`bytes=A-B`) when given,
+/// only while its ETag is `if_match` when given; retried under `policy`.
+async fn get_object(
+    client: &aws_sdk_s3::Client,
+    policy: &RetryPolicy,
+    bucket: &str,
+    key: &str,
+    range: Option<String>,
+    if_match: Option<String>,
+) -> Result<Vec<u8>, Failed<GetError>> {
+    let what = format!("GET s3://{bucket}/{key}");
+    retry(policy, &what, || async {
+        let object = client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_range(range.clone())
+            .set_if_match(if_match.clone())
+            .send()
+            .await
+            .map_err(|e| GetError::Request(Box::new(e)))?;
+        let body = object.body.collect().await.map_err(GetError::Body)?;
+        Ok::<_, GetError>(body.into_bytes().to_vec())
+    })
+    .await
+}
 
 /// How reading an object can fail: the request, or its body midway (a
 /// passing failure, like a connection reset).

@@ -1,7 +1,8 @@
 //! A TCP proxy between vidpipe and Garage that injects faults: one request
 //! per connection (it asks the server to close after answering), and a
 //! fixed pattern of requests answered with 503 SlowDown or cut off with the
-//! connection dropped before any answer. Counts what it did.
+//! connection dropped before any answer. Counts what it did, and the bytes
+//! each request's answer carried (without faults: a counting proxy).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -14,6 +15,21 @@ pub struct Faults {
     pub requests: AtomicUsize,
     pub slow_downs: AtomicUsize,
     pub resets: AtomicUsize,
+    /// Every request line passed on (`GET /bucket/key?...`) and the bytes
+    /// of its answer.
+    pub answered: std::sync::Mutex<Vec<(String, u64)>>,
+}
+
+impl Faults {
+    /// Bytes answered to requests of `method` whose line contains `path`.
+    pub fn bytes_for(&self, method: &str, path: &str) -> u64 {
+        let answered = self.answered.lock().expect("lock");
+        answered
+            .iter()
+            .filter(|(line, _)| line.starts_with(method) && line.contains(path))
+            .map(|(_, bytes)| bytes)
+            .sum()
+    }
 }
 
 /// A running proxy; it stops when the test process ends.
@@ -26,8 +42,14 @@ const SLOW_DOWN: &str = "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml
 <?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
 
 impl FaultyProxy {
+    /// Proxies to `upstream` without faults, counting.
+    pub fn counting(upstream: &str) -> FaultyProxy {
+        Self::start(upstream, 0)
+    }
+
     /// Proxies to `upstream` (`127.0.0.1:PORT`); every `every`-th request
-    /// gets a 503 SlowDown and every `every`-th + 2 is reset.
+    /// gets a 503 SlowDown and every `every`-th + 2 is reset (none when
+    /// `every` is 0).
     pub fn start(upstream: &str, every: usize) -> FaultyProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
@@ -53,13 +75,13 @@ fn serve(mut client: TcpStream, upstream: &str, n: usize, every: usize, faults: 
     let Some(head) = read_head(&mut client) else {
         return;
     };
-    if n % every == every - 1 {
+    if every > 0 && n % every == every - 1 {
         faults.slow_downs.fetch_add(1, Ordering::SeqCst);
         let _ = client.write_all(SLOW_DOWN.as_bytes());
         let _ = client.shutdown(Shutdown::Both);
         return;
     }
-    if n % every == (every + 1) % every {
+    if every > 0 && n % every == (every + 1) % every {
         faults.resets.fetch_add(1, Ordering::SeqCst);
         let _ = client.shutdown(Shutdown::Both);
         return;
@@ -82,7 +104,11 @@ fn serve(mut client: TcpStream, upstream: &str, n: usize, every: usize, faults: 
         let _ = std::io::copy(&mut client_read, &mut server_write);
         let _ = server_write.shutdown(Shutdown::Write);
     });
-    let _ = std::io::copy(&mut server, &mut client);
+    let answered = std::io::copy(&mut server, &mut client).unwrap_or(0);
+    let line = text.lines().next().unwrap_or_default().to_string();
+    if let Ok(mut all) = faults.answered.lock() {
+        all.push((line, answered));
+    }
     let _ = client.shutdown(Shutdown::Both);
     let _ = server.shutdown(Shutdown::Both);
     let _ = upload.join();
