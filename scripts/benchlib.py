@@ -1,6 +1,7 @@
-"""What the S3 benchmarks share: a throwaway Garage, rclone, and measuring.
+"""What the S3 benchmarks share: a throwaway Garage, rclone, a counting
+proxy, and measuring.
 
-`scripts/bench-upload` and `scripts/bench-prune` import this module (they put
+`scripts/bench-upload`, `scripts/bench-prune` and `scripts/bench-run` import this module (they put
 their own directory on `sys.path`). Garage is the binary `scripts/setup --test`
 builds into ~/.cargo/bin; it runs single-node on free loopback ports with its
 data in the benchmark's work dir, and one bucket made at start.
@@ -117,3 +118,84 @@ def measured(cmd, env):
     if proc.returncode != 0:
         die(f"{cmd[0]} failed: {stderr[-2000:]}")
     return wall, usage.ru_maxrss / 1024
+
+
+class CountingProxy:
+    """A loopback HTTP proxy in front of `upstream` (`127.0.0.1:PORT`) that
+    counts the bytes answered to each request line (`GET /bucket/key ...`).
+
+    One request per connection: it asks the server to close after each
+    answer, so every answer's bytes belong to one request line.
+    """
+
+    def __init__(self, upstream):
+        import threading
+        self.upstream = upstream
+        self.answered = []
+        self.lock = threading.Lock()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def bytes_for(self, method, path):
+        """Bytes answered to `method` requests whose line contains `path`."""
+        with self.lock:
+            return sum(n for line, n in self.answered if line.startswith(method) and path in line)
+
+    def reset(self):
+        with self.lock:
+            self.answered.clear()
+
+    def _accept(self):
+        import threading
+        while True:
+            client, _ = self.listener.accept()
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        import threading
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(1)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        lines = head.decode("latin-1").split("\r\n")
+        kept = [l for l in lines[:-2] if not l.lower().startswith("connection:")]
+        request = ("\r\n".join(kept) + "\r\nConnection: close\r\n\r\n").encode("latin-1")
+        host, port = self.upstream.split(":")
+        server = socket.create_connection((host, int(port)))
+        server.sendall(request)
+
+        def upload():
+            try:
+                while True:
+                    data = client.recv(65536)
+                    if not data:
+                        break
+                    server.sendall(data)
+                server.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+        threading.Thread(target=upload, daemon=True).start()
+        answered = 0
+        try:
+            while True:
+                data = server.recv(65536)
+                if not data:
+                    break
+                answered += len(data)
+                client.sendall(data)
+        except OSError:
+            pass
+        with self.lock:
+            self.answered.append((lines[0], answered))
+        for s in (client, server):
+            try:
+                s.close()
+            except OSError:
+                pass
