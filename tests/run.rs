@@ -125,6 +125,23 @@ fn a_manifest_publishes_each_input_with_its_own_steps_and_reruns_for_free() {
     let manifest = write_manifest(dir.path(), "p.yaml", &format!("{head}{steps}"));
     let report = dir.path().join("report.json");
 
+    // An output bucket that does not exist stops the run before any work.
+    let nowhere = write_manifest(
+        dir.path(),
+        "nowhere.yaml",
+        &format!(
+            "inputs: [s3://{b}/raw/]\noutput: s3://no-such-bucket/vod\n{steps}",
+            b = garage.bucket
+        ),
+    );
+    let o = run(&mut pipeline(&garage, dir.path(), &nowhere));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("nowhere.yaml:2: output: no such bucket"),
+        "{stderr}"
+    );
+
     let o = run(pipeline(&garage, dir.path(), &manifest)
         .arg("--report")
         .arg(&report));
