@@ -253,11 +253,7 @@ pub enum ConfigError {
 impl ConfigFile {
     /// Loads `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(path, &text)
+        Self::parse(path, &read_text(path)?)
     }
 
     /// Parses YAML text; `path` is only used in error messages.
@@ -265,15 +261,32 @@ impl ConfigFile {
         if text.trim().is_empty() {
             return Ok(ConfigFile::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| {
-            let (line, message) = describe_yaml_error(text, &e);
-            ConfigError::Parse {
-                path: path.to_path_buf(),
-                line: line.map(|l| format!(":{l}")).unwrap_or_default(),
-                message,
-            }
-        })
+        from_yaml(path, text)
     }
+}
+
+/// The text of a YAML file vidpipe reads.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// YAML `text` as a `T`, or an error with `path`, the line and the key
+/// (how every YAML file vidpipe reads reports a problem).
+pub fn from_yaml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    serde_saphyr::from_str(text).map_err(|e| {
+        let (line, message) = describe_yaml_error(text, &e);
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line: line.map(|l| format!(":{l}")).unwrap_or_default(),
+            message,
+        }
+    })
 }
 
 /// A YAML parse error as its line and one message without the parser's

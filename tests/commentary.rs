@@ -14,9 +14,8 @@ mod common;
 
 use common::garage::Garage;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const RATE: usize = 48_000;
 const VOICE_HZ: f64 = 1500.0;
@@ -612,25 +611,8 @@ fn slow_last_line(dir: &Path) -> Vec<String> {
 /// Runs `cmd` (a commentary with `--progress json`) and interrupts it with
 /// SIGINT as soon as it announces its first chunk; it must exit 130 and
 /// say how to resume.
-fn interrupt_after_first_chunk(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vidpipe");
-    let stdout = child.stdout.take().expect("stdout");
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read");
-        if line.contains("\"chunk_ready\"") {
-            let status = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status()
-                .expect("kill");
-            assert!(status.success());
-            break;
-        }
-    }
-    let first = child.wait_with_output().expect("wait");
+fn interrupt_after_first_chunk(cmd: Command) -> Output {
+    let first = interrupt_when(cmd, "\"chunk_ready\"");
     assert_eq!(
         first.status.code(),
         Some(130),

@@ -11,9 +11,8 @@ mod common;
 use common::faulty_proxy::FaultyProxy;
 use common::garage::Garage;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 /// A TTS command writing a short tone, so tests do not depend on a voice.
 fn tone_tts(dir: &Path) -> String {
@@ -332,23 +331,7 @@ fn a_remote_input_decoded_by_two_steps_is_read_once_and_its_copy_removed() {
     );
     let mut cmd = pipeline(&garage, dir.path(), &manifest);
     cmd.env("AWS_ENDPOINT_URL", &proxy.endpoint);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start");
-    let stdout = child.stdout.take().expect("stdout");
-    for line in BufReader::new(stdout).lines() {
-        if line.expect("line").contains("\"segment_written\"") {
-            let status = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status()
-                .expect("kill");
-            assert!(status.success());
-            break;
-        }
-    }
-    let cut: Output = child.wait_with_output().expect("wait");
+    let cut = interrupt_when(cmd, "\"segment_written\"");
     assert_eq!(
         cut.status.code(),
         Some(130),

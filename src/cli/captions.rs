@@ -168,12 +168,7 @@ fn live_options(
             parse_window,
         )?,
         finish: args.finish,
-        state_dir: s.get(
-            "state-dir",
-            args.state_dir.as_deref(),
-            cfg.state_dir.as_ref(),
-            super::layers::parse_dir,
-        )?,
+        state_dir: s.state_dir(args.state_dir.as_deref(), cfg.state_dir.as_ref())?,
     }))
 }
 

@@ -74,12 +74,7 @@ pub fn settings(layers: &Layers, args: &CommentaryArgs) -> Result<CommentaryRun,
     Ok(CommentaryRun {
         video: args.video.clone(),
         output,
-        state_dir: s.get(
-            "state-dir",
-            args.state_dir.as_deref(),
-            cfg.state_dir.as_ref(),
-            super::layers::parse_dir,
-        )?,
+        state_dir: s.state_dir(args.state_dir.as_deref(), cfg.state_dir.as_ref())?,
         lines,
         events_only: args.events_only,
         voice: s.get("voice", args.voice.as_deref(), cfg.voice.as_ref(), |v| {

@@ -185,6 +185,15 @@ impl Section<'_> {
         self.or(key, flag.then_some("true"), config, false, parse_bool)
     }
 
+    /// `--state-dir`: a local directory for the state of a bucket output.
+    pub fn state_dir(
+        &self,
+        flag: Option<&str>,
+        config: Option<&Value<Scalar>>,
+    ) -> Result<Option<PathBuf>, SettingsError> {
+        self.get("state-dir", flag, config, parse_dir)
+    }
+
     /// An error at `config`'s line when the key is set: for keys that the
     /// file has but this use of the section must not (`reason` says why).
     pub fn refuse(

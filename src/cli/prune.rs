@@ -94,12 +94,7 @@ pub fn settings(layers: &Layers, args: &PruneArgs) -> Result<PruneRun, SettingsE
         },
         abort_uploads,
         lifecycle,
-        state_dir: s.get(
-            "state-dir",
-            args.state_dir.as_deref(),
-            cfg.state_dir.as_ref(),
-            super::layers::parse_dir,
-        )?,
+        state_dir: s.state_dir(args.state_dir.as_deref(), cfg.state_dir.as_ref())?,
     })
 }
 

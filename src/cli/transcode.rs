@@ -119,12 +119,7 @@ pub fn settings(layers: &Layers, args: &TranscodeArgs) -> Result<TranscodeRun, S
     Ok(TranscodeRun {
         inputs: args.inputs.clone(),
         output,
-        state_dir: s.get(
-            "state-dir",
-            args.state_dir.as_deref(),
-            cfg.state_dir.as_ref(),
-            super::layers::parse_dir,
-        )?,
+        state_dir: s.state_dir(args.state_dir.as_deref(), cfg.state_dir.as_ref())?,
         delete_source: s.switch(
             "delete-source",
             args.delete_source,

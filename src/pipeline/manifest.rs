@@ -8,7 +8,7 @@
 //! and the placeholders are known here.
 
 use crate::config::{
-    describe_yaml_error, value_error, CaptionsConfig, CommentaryConfig, ConfigError, Setting,
+    from_yaml, read_text, value_error, CaptionsConfig, CommentaryConfig, ConfigError, Setting,
     TranscodeHlsConfig, Value,
 };
 use serde::Deserialize;
@@ -63,22 +63,22 @@ impl Manifest {
     /// Loads `path`. A file that cannot be read or parsed is an error with
     /// the file and line.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(path, &text)
+        Self::parse(path, &read_text(path)?)
     }
 
     /// Parses manifest text; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let manifest: Manifest = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, message) = describe_yaml_error(text, &e);
+        let manifest: Manifest = from_yaml(path, text).map_err(|e| match e {
             ConfigError::Parse {
-                path: path.to_path_buf(),
-                line: line.map(|l| format!(":{l}")).unwrap_or_default(),
+                path,
+                line,
+                message,
+            } => ConfigError::Parse {
+                path,
+                line,
                 message: message.replace("unknown variant", "unknown step"),
-            }
+            },
+            other => other,
         })?;
         if manifest.inputs.value.is_empty() {
             return Err(value_error(

@@ -18,6 +18,7 @@ use vidpipe::inputs::InputItem;
 use vidpipe::media::remote::{RemoteError, RemoteInput, ScratchCopy};
 use vidpipe::pipeline::fetch::{fetch_object, FetchError};
 use vidpipe::pipeline::files::{self, Beside};
+use vidpipe::pipeline::manifest::Placeholders;
 use vidpipe::pipeline::record::RunRecord;
 use vidpipe::progress::{Event, InputOutcome, Position, StepOutcome};
 use vidpipe::storage::{Destination, S3Session};
@@ -29,6 +30,36 @@ pub struct Runner<'a> {
     /// The pipeline's output.
     pub dest: &'a dyn Destination,
     pub session: Option<&'a S3Session>,
+}
+
+/// What the steps of one input share, owned for as long as they run.
+struct Around {
+    /// Fetched files and the fetched input; removed when dropped.
+    scratch: ScratchDir,
+    /// What earlier runs did with the input.
+    record: RunRecord,
+    vars: Placeholders,
+    beside: Beside,
+}
+
+impl Around {
+    /// The input as a step sees it.
+    fn input<'a>(
+        &'a self,
+        runner: &Runner<'a>,
+        item: &'a InputItem,
+        position: Position,
+    ) -> StepInput<'a> {
+        StepInput {
+            item,
+            position,
+            vars: &self.vars,
+            beside: &self.beside,
+            output: &runner.plan.output,
+            scratch: self.scratch.path(),
+            session: runner.session,
+        }
+    }
 }
 
 /// A remote input read into local scratch.
@@ -99,21 +130,9 @@ impl Runner<'_> {
         position: Position,
         outcome: &mut InputOutcome,
     ) -> Result<(), String> {
-        let scratch = ScratchDir::new("vidpipe-run-")
-            .map_err(|e| format!("cannot make a scratch directory: {e}"))?;
-        let mut record =
-            RunRecord::load(self.dest, &item.stem, &item.identity).map_err(|e| e.to_string())?;
-        let vars = files::placeholders(item);
-        let beside = Beside::of(item);
-        let mut input = StepInput {
-            item,
-            position,
-            vars: &vars,
-            beside: &beside,
-            output: &self.plan.output,
-            scratch: scratch.path(),
-            session: self.session,
-        };
+        let mut around = self.around(item)?;
+        let mut record = std::mem::take(&mut around.record);
+        let mut input = around.input(self, item, position);
         let prepared: Vec<Prepared> = self
             .plan
             .steps
@@ -127,7 +146,7 @@ impl Runner<'_> {
         let remote = item.object.is_some() || vidpipe::media::is_url(&item.source);
         let fetched;
         if decoders > 1 && remote {
-            fetched = self.fetch_once(item, scratch.path())?;
+            fetched = self.fetch_once(item, around.scratch.path())?;
             input.item = &fetched.item;
         }
         let mut stopped = false;
@@ -210,6 +229,19 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// What the steps need around `item`: its scratch directory, its
+    /// record, its placeholders and where it lives.
+    fn around(&self, item: &InputItem) -> Result<Around, String> {
+        Ok(Around {
+            scratch: ScratchDir::new("vidpipe-run-")
+                .map_err(|e| format!("cannot make a scratch directory: {e}"))?,
+            record: RunRecord::load(self.dest, &item.stem, &item.identity)
+                .map_err(|e| e.to_string())?,
+            vars: files::placeholders(item),
+            beside: Beside::of(item),
+        })
+    }
+
     /// `step` made ready for the input, and whether it is complete.
     fn prepare<'s>(
         &self,
@@ -235,24 +267,11 @@ impl Runner<'_> {
     /// `--dry-run`: what each step would do with `item`, as events and,
     /// for a person, one line per input.
     pub fn plan_only(&self, item: &InputItem, position: Position) -> Result<Vec<String>, String> {
-        let scratch = ScratchDir::new("vidpipe-run-")
-            .map_err(|e| format!("cannot make a scratch directory: {e}"))?;
-        let record =
-            RunRecord::load(self.dest, &item.stem, &item.identity).map_err(|e| e.to_string())?;
-        let vars = files::placeholders(item);
-        let beside = Beside::of(item);
-        let input = StepInput {
-            item,
-            position,
-            vars: &vars,
-            beside: &beside,
-            output: &self.plan.output,
-            scratch: scratch.path(),
-            session: self.session,
-        };
+        let around = self.around(item)?;
+        let input = around.input(self, item, position);
         let mut words = Vec::new();
         for step in &self.plan.steps {
-            let p = self.prepare(step, &input, &record);
+            let p = self.prepare(step, &input, &around.record);
             let (action, reason) = match &p.action {
                 _ if p.complete => ("complete", "done by an earlier run".to_string()),
                 Action::Skip(reason) => ("skip", reason.clone()),
