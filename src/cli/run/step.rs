@@ -305,7 +305,7 @@ impl PlannedStep {
                 }
             }
         }
-        if let (Some(threads), false) = (self.threads, self.sets_threads()) {
+        if let Some(threads) = self.threads_flag() {
             argv.extend(["--threads".into(), threads.to_string()]);
         }
         let cli = Cli::try_parse_from(&argv)
@@ -332,19 +332,18 @@ impl PlannedStep {
         })
     }
 
-    /// Whether the step's section sets `threads` itself.
-    fn sets_threads(&self) -> bool {
+    /// `--threads` for this step's share of the cores, unless the step
+    /// has no such setting or its section sets it.
+    fn threads_flag(&self) -> Option<usize> {
         let file = self.layers.file();
-        match self.kind {
-            Kind::Transcode => file
-                .transcode_hls
-                .as_ref()
-                .is_some_and(|s| s.threads.is_some()),
-            Kind::Commentary { .. } => file
-                .commentary
-                .as_ref()
-                .is_some_and(|s| s.threads.is_some()),
-            Kind::Captions { .. } => true,
+        let set_by_section = match self.kind {
+            Kind::Transcode => file.transcode_hls.as_ref().map(|s| &s.threads),
+            Kind::Commentary { .. } => file.commentary.as_ref().map(|s| &s.threads),
+            Kind::Captions { .. } => return None,
+        };
+        match set_by_section {
+            Some(Some(_)) => None,
+            _ => self.threads,
         }
     }
 
@@ -479,5 +478,82 @@ impl Reporter for Tagger {
             step: self.step.clone(),
             event: Box::new(event),
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::layers::testing::layers;
+    use vidpipe::pipeline::manifest::Manifest;
+
+    /// The steps of a manifest whose `steps:` are `steps`.
+    fn planned(steps: &str, threads: Option<usize>) -> Vec<PlannedStep> {
+        let text = format!("inputs: [a.mp4]\noutput: out\nsteps:\n{steps}");
+        let manifest = Manifest::parse(Path::new("p.yaml"), &text).expect("manifest");
+        let (base, _, _dir) = layers(&["probe", "x"], "");
+        let base = base.with_file(Path::new("p.yaml"), ConfigFile::default());
+        manifest
+            .steps
+            .value
+            .into_iter()
+            .enumerate()
+            .map(|(i, step)| PlannedStep::new(i + 1, step, &base, threads).expect("valid"))
+            .collect()
+    }
+
+    fn transcode_threads(step: &PlannedStep) -> usize {
+        let output = Location::Local("out".into());
+        match step.resolve(("a.mp4", "a"), &output, &[], Lines::Section) {
+            Ok(Ready::Transcode(run)) => run.settings.threads,
+            _ => panic!("a transcode"),
+        }
+    }
+
+    #[test]
+    fn jobs_divide_the_threads_unless_a_step_sets_its_own() {
+        let steps = planned(
+            "  - transcode-hls: {}\n  - transcode-hls: {threads: 3}\n",
+            Some(1),
+        );
+        assert_eq!(transcode_threads(&steps[0]), 1);
+        assert_eq!(transcode_threads(&steps[1]), 3);
+        let steps = planned("  - transcode-hls: {}\n", None);
+        assert_eq!(transcode_threads(&steps[0]), 0, "all cores");
+    }
+
+    #[test]
+    fn captions_go_beside_the_package_and_attach_to_its_master() {
+        let steps = planned("  - captions: {tracks: \"{stem}.*.srt\"}\n", None);
+        let output = Location::parse("s3://media/vod").expect("location");
+        let track = Path::new("talk.en.srt");
+        match steps[0].resolve(
+            ("s3://media/raw/talk.mp4", "talk"),
+            &output,
+            &[track],
+            Lines::Section,
+        ) {
+            Ok(Ready::Captions(run)) => {
+                assert_eq!(run.output.to_string(), "s3://media/vod/talk/captions/");
+                let (master, _) = run.master.as_ref().expect("attached by default");
+                assert_eq!(master.dir.to_string(), "s3://media/vod/talk/");
+                assert_eq!(master.name, "master.m3u8");
+            }
+            _ => panic!("captions"),
+        }
+    }
+
+    #[test]
+    fn a_step_without_its_files_key_is_named_by_line() {
+        let text = "inputs: [a.mp4]\noutput: out\nsteps:\n  - transcode-hls: {}\n  - captions: {attach: false}\n";
+        let manifest = Manifest::parse(Path::new("p.yaml"), text).expect("manifest");
+        let (base, _, _dir) = layers(&["probe", "x"], "");
+        let base = base.with_file(Path::new("p.yaml"), ConfigFile::default());
+        let step = manifest.steps.value.into_iter().nth(1).expect("captions");
+        let e = PlannedStep::new(2, step, &base, None)
+            .err()
+            .expect("no tracks")
+            .to_string();
+        assert!(e.starts_with("p.yaml:5: captions: give tracks:"), "{e}");
     }
 }
