@@ -10,7 +10,8 @@
 //! [`progress`] (typed events behind one reporter trait), [`inputs`]
 //! (expanding paths, directories and URLs into a batch), [`state`] (where
 //! checkpoints and journals live, how they are loaded and saved) and
-//! [`fsutil`] (atomic writes).
+//! [`fsutil`] (atomic writes) and [`process`] (external programs as
+//! engines, bounded in time).
 
 pub mod captions;
 pub mod commentary;
@@ -21,6 +22,7 @@ pub mod hls;
 pub mod inputs;
 pub mod language;
 pub mod media;
+pub mod process;
 pub mod progress;
 pub mod prune;
 pub mod state;
