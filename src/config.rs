@@ -38,6 +38,8 @@ pub struct ConfigFile {
     pub commentary: Option<CommentaryConfig>,
     /// Defaults for `prune`.
     pub prune: Option<PruneConfig>,
+    /// Defaults for `transcribe`.
+    pub transcribe: Option<TranscribeConfig>,
 }
 
 /// One config value as written: a boolean, a number or text (`6`, `"6s"`,
@@ -198,6 +200,30 @@ pub struct CommentaryConfig {
     pub audio_bitrate: Setting,
     /// `--threads`.
     pub threads: Setting,
+}
+
+/// The `transcribe:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TranscribeConfig {
+    /// `--output`.
+    pub output: Setting,
+    /// `--format`.
+    pub format: Setting,
+    /// `--language`.
+    pub language: Setting,
+    /// `--engine`.
+    pub engine: Setting,
+    /// `--model-dir`.
+    pub model_dir: Setting,
+    /// `--asr-cmd`.
+    pub asr_cmd: Setting,
+    /// `--asr-timeout`.
+    pub asr_timeout: Setting,
+    /// `--chunk`.
+    pub chunk: Setting,
+    /// `--jobs`.
+    pub jobs: Setting,
 }
 
 /// A config file that cannot be used, with the file and line.

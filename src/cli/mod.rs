@@ -20,6 +20,7 @@ pub mod probe;
 pub mod prune;
 pub mod report;
 pub mod transcode;
+pub mod transcribe;
 pub mod upload;
 
 #[cfg(test)]
@@ -62,6 +63,7 @@ pub fn execute(cli: &Cli, layers: &Layers, ctx: &Ctx) -> Result<Outcome, CliErro
         Command::Commentary(args) => step(layers, args, ctx, commentary::settings, commentary::run),
         Command::Probe(args) => step(layers, args, ctx, probe::settings, probe::run),
         Command::Prune(args) => step(layers, args, ctx, prune::settings, prune::run),
+        Command::Transcribe(args) => step(layers, args, ctx, transcribe::settings, transcribe::run),
     }
 }
 
