@@ -123,7 +123,8 @@ pub struct TranscribeArgs {
     pub model_dir: Option<String>,
 
     /// With --engine command: the program as a template run without a
-    /// shell, with {in} (the chunk as 16 kHz mono WAV) and {out} (where to
+    /// shell, with {in} (the chunk as 16 kHz mono WAV, chunk-NNNN.wav by
+    /// its number) and {out} (where to
     /// write SRT, WebVTT or JSON, told by the extension after {out} or a
     /// format named in the template), e.g. 'whisper-cli -m
     /// ggml-base.en.bin -f {in} -osrt -of {out}'.

@@ -23,8 +23,9 @@ use std::time::Duration;
 pub struct CommandEngine {
     template: CommandTemplate,
     format: Format,
-    /// The extension the program adds to `{out}` itself, if any.
-    added: Option<&'static str>,
+    /// What follows `{out}` in the name of the file the program writes:
+    /// the template's own extension, or the one the program adds.
+    suffix: String,
     timeout: Duration,
 }
 
@@ -41,8 +42,8 @@ impl CommandEngine {
         let out_word = parsed.out_word().unwrap_or("{out}");
         let after = out_word.rsplit("{out}").next().unwrap_or("");
         let named_file = format!("out{after}");
-        let (format, added) = match Format::of(Path::new(&named_file)) {
-            Ok(format) if after.starts_with('.') => (format, None),
+        let (format, suffix) = match Format::of(Path::new(&named_file)) {
+            Ok(format) if after.starts_with('.') => (format, after.to_string()),
             _ => {
                 let named = named_format(template).ok_or_else(|| {
                     format!(
@@ -50,13 +51,13 @@ impl CommandEngine {
                          put the extension after {{out}} ({{out}}.srt, {{out}}.vtt or {{out}}.json)"
                     )
                 })?;
-                (named.0, Some(named.1))
+                (named.0, format!(".{}", named.1))
             }
         };
         Ok(CommandEngine {
             template: parsed,
             format,
-            added,
+            suffix,
             timeout,
         })
     }
@@ -66,18 +67,18 @@ impl CommandEngine {
         self.format
     }
 
-    /// Recognises `samples`, chunk `name` of the recording starting at
-    /// `offset_ms`, with files in `dir`.
+    /// Recognises `samples`, chunk `index` of the recording, starting at
+    /// `offset_ms`, with files in `dir` (`chunk-0001.wav` for chunk 1).
     pub fn chunk(
         &self,
         dir: &Path,
-        name: usize,
+        index: usize,
         samples: &[i16],
         offset_ms: u64,
         stop: &AtomicBool,
     ) -> ChunkOutcome {
-        let wav = dir.join(format!("chunk-{name}.wav"));
-        let out = dir.join(format!("chunk-{name}-out"));
+        let wav = dir.join(format!("chunk-{index:04}.wav"));
+        let out = dir.join(format!("chunk-{index:04}-out"));
         let result = self.recognise(&wav, &out, samples, stop);
         for file in [wav.clone(), out.clone(), self.written(&out)] {
             let _ = std::fs::remove_file(file);
@@ -110,7 +111,7 @@ impl CommandEngine {
             ("{out}", &out.to_string_lossy()),
         ]);
         run_bounded(command, None, self.timeout, stop).map_err(|e| e.to_string())?;
-        let written = [out.to_path_buf(), self.written(out)]
+        let written = [self.written(out), out.to_path_buf()]
             .into_iter()
             .find(|p| p.is_file())
             .ok_or_else(|| "the program wrote no transcript".to_string())?;
@@ -131,17 +132,11 @@ impl CommandEngine {
             .collect())
     }
 
-    /// The file the program writes for `out`: `out` plus the extension
-    /// it adds itself, when it does.
+    /// The file the program writes when `{out}` is `out`.
     fn written(&self, out: &Path) -> PathBuf {
-        match self.added {
-            Some(ext) => {
-                let mut name = out.as_os_str().to_owned();
-                name.push(format!(".{ext}"));
-                PathBuf::from(name)
-            }
-            None => out.to_path_buf(),
-        }
+        let mut name = out.as_os_str().to_owned();
+        name.push(&self.suffix);
+        PathBuf::from(name)
     }
 }
 
@@ -171,16 +166,19 @@ fn named_format(template: &str) -> Option<(Format, &'static str)> {
 mod tests {
     use super::*;
 
-    fn format_of(template: &str) -> Result<(Format, Option<&'static str>), String> {
-        CommandEngine::new(template, Duration::from_secs(1)).map(|e| (e.format, e.added))
+    fn format_of(template: &str) -> Result<(Format, String), String> {
+        CommandEngine::new(template, Duration::from_secs(1)).map(|e| (e.format, e.suffix))
     }
 
     #[test]
     fn the_format_comes_from_the_extension_after_out() {
-        assert_eq!(format_of("asr {in} -o {out}.vtt"), Ok((Format::Vtt, None)));
+        assert_eq!(
+            format_of("asr {in} -o {out}.vtt"),
+            Ok((Format::Vtt, ".vtt".into()))
+        );
         assert_eq!(
             format_of("whisper-cli -m m.bin -f {in} -osrt -of {out}"),
-            Ok((Format::Srt, Some("srt")))
+            Ok((Format::Srt, ".srt".into()))
         );
         assert!(format_of("asr {in} {out}").is_err());
         assert!(format_of("asr {out}.srt").is_err());

@@ -3,15 +3,20 @@
 //! Data flow for one input: its first audio stream is decoded once into
 //! 16 kHz mono samples ([`decode`], through [`crate::media::speech`]);
 //! the level of those samples says where the speech is and where the
-//! pauses are ([`plan::Levels`]); the recording is cut in the middle of
-//! pauses into chunks of at most `chunk` ([`plan::chunks`]), so no word
-//! is cut in two. Chunks are recognised in parallel on a rayon pool of
-//! `jobs` threads, taken in time order:
+//! pauses are ([`plan::Levels`]), and so where the utterances are
+//! ([`plan::utterances`]); the recording is cut between utterances into
+//! chunks of at most `chunk` ([`plan::chunks`]), so no word is cut in two.
+//! Chunks are recognised in parallel on a rayon pool of `jobs` threads,
+//! taken in time order:
 //!
-//! - [`Engine::Libav`]: one libavfilter `asr` graph (PocketSphinx) per
-//!   chunk, with a model from disk. The recogniser says when it closed an
-//!   utterance; [`cues::place`] finds when it was spoken from the speech
-//!   spans, and [`cues::split`] cuts it into readable cues.
+//! - [`Engine::Libav`]: libavfilter's `asr` filter (PocketSphinx) with a
+//!   model from disk, one graph per utterance of the chunk. PocketSphinx
+//!   adapts to what it has heard (cepstral mean, noise estimate), so a
+//!   graph that heard one utterance hears the next one differently; a
+//!   fresh graph per utterance makes the words the same whatever the
+//!   chunk length. The recogniser says when it closed an utterance;
+//!   [`cues::place`] finds when it was spoken from the speech spans, and
+//!   [`cues::split`] cuts it into readable cues.
 //! - [`Engine::Command`]: any program, given the chunk as a WAV file and
 //!   asked for a transcript ([`command`]); its cues are shifted to the
 //!   chunk's place. A failing or hanging program leaves its chunk empty
@@ -138,13 +143,18 @@ pub fn transcribe(
     cancel: &AtomicBool,
 ) -> Result<Transcript, TranscribeError> {
     let speech = plan::Levels::measure(samples).speech();
+    let utterances = plan::utterances(&speech, samples.len());
     let longest = (settings.chunk.as_secs_f64() * f64::from(SPEECH_RATE)) as usize;
-    let chunks = plan::chunks(samples.len(), longest, &speech);
+    let chunks = plan::chunks(samples.len(), longest, &utterances);
     let mut order = InOrder::new(input, reporter, chunks.len(), sample_ms(samples.len()));
-    let recogniser = Recogniser::new(&settings.engine, &speech)?;
-    run_in_order(&chunks, settings.jobs, cancel, &mut order, |range| {
-        recogniser.chunk(samples, range, cancel)
-    })?;
+    let recogniser = Recogniser::new(&settings.engine, &speech, &utterances)?;
+    run_in_order(
+        &chunks,
+        settings.jobs,
+        cancel,
+        &mut order,
+        |index, range| recogniser.chunk(index, samples, range, cancel),
+    )?;
     Ok(order.into_transcript())
 }
 
@@ -166,13 +176,19 @@ pub type TimedCue = cues::TimedText;
 pub struct Recogniser<'a> {
     engine: &'a Engine,
     speech: &'a [Range<usize>],
+    utterances: &'a [Range<usize>],
     scratch: Option<tempfile::TempDir>,
 }
 
 impl<'a> Recogniser<'a> {
-    /// A recogniser for `engine`; `speech` are the speech spans (samples)
-    /// of the recording, used to time the default engine's utterances.
-    pub fn new(engine: &'a Engine, speech: &'a [Range<usize>]) -> Result<Self, TranscribeError> {
+    /// A recogniser for `engine`; `speech` are the speech spans and
+    /// `utterances` the utterances (samples) of the recording, which the
+    /// default engine hears one by one and times by the spans.
+    pub fn new(
+        engine: &'a Engine,
+        speech: &'a [Range<usize>],
+        utterances: &'a [Range<usize>],
+    ) -> Result<Self, TranscribeError> {
         let scratch = match engine {
             Engine::Libav(_) => None,
             Engine::Command(_) => Some(
@@ -188,13 +204,15 @@ impl<'a> Recogniser<'a> {
         Ok(Recogniser {
             engine,
             speech,
+            utterances,
             scratch,
         })
     }
 
-    /// Recognises `samples[range]`.
+    /// Recognises `samples[range]`, chunk `index` of the recording.
     pub fn chunk(
         &self,
+        index: usize,
         samples: &[i16],
         range: &Range<usize>,
         cancel: &AtomicBool,
@@ -203,26 +221,17 @@ impl<'a> Recogniser<'a> {
         let offset = sample_ms(range.start);
         match (self.engine, &self.scratch) {
             (Engine::Libav(model), _) => {
-                let Some(found) = speech::recognise(model, part, cancel)? else {
-                    return Ok(ChunkOutcome::Stopped);
-                };
-                let closed: Vec<(u64, String)> = found
-                    .into_iter()
-                    .map(|r| (sample_ms(range.start + r.closed_at), r.text))
-                    .collect();
-                let spans: Vec<Range<u64>> = self
-                    .speech
-                    .iter()
-                    .filter(|s| s.end > range.start && s.start < range.end)
-                    .map(|s| sample_ms(s.start.max(range.start))..sample_ms(s.end.min(range.end)))
-                    .collect();
-                let utterances = cues::place(&closed, &spans);
-                Ok(ChunkOutcome::Cues(
-                    utterances.iter().flat_map(cues::split).collect(),
-                ))
+                let mut timed = Vec::new();
+                for utterance in within(self.utterances, range) {
+                    match self.utterance(model, samples, &utterance, cancel)? {
+                        Some(cues) => timed.extend(cues),
+                        None => return Ok(ChunkOutcome::Stopped),
+                    }
+                }
+                Ok(ChunkOutcome::Cues(timed))
             }
             (Engine::Command(engine), Some(scratch)) => {
-                Ok(engine.chunk(scratch.path(), range.start, part, offset, cancel))
+                Ok(engine.chunk(scratch.path(), index, part, offset, cancel))
             }
             (Engine::Command(_), None) => Ok(ChunkOutcome::Failed(
                 "no temp directory for the engine's files".into(),
@@ -231,15 +240,52 @@ impl<'a> Recogniser<'a> {
     }
 }
 
-/// Recognises `chunks` on a pool of `jobs` threads, taking them in time
-/// order, and hands each result to `order`. Stops taking chunks once
+impl Recogniser<'_> {
+    /// Recognises one utterance (`range` of `samples`) in a graph of its
+    /// own; `None` when stopped.
+    fn utterance(
+        &self,
+        model: &SpeechModel,
+        samples: &[i16],
+        range: &Range<usize>,
+        cancel: &AtomicBool,
+    ) -> Result<Option<Vec<TimedCue>>, TranscribeError> {
+        let Some(found) = speech::recognise(model, &samples[range.clone()], cancel)? else {
+            return Ok(None);
+        };
+        let closed: Vec<(u64, String)> = found
+            .into_iter()
+            .map(|r| (sample_ms(range.start + r.closed_at), r.text))
+            .collect();
+        let spans: Vec<Range<u64>> = within(self.speech, range)
+            .map(|s| sample_ms(s.start)..sample_ms(s.end))
+            .collect();
+        let utterances = cues::place(&closed, &spans);
+        Ok(Some(utterances.iter().flat_map(cues::split).collect()))
+    }
+}
+
+/// The parts of `spans` inside `range`.
+fn within<'a>(
+    spans: &'a [Range<usize>],
+    range: &'a Range<usize>,
+) -> impl Iterator<Item = Range<usize>> + 'a {
+    spans
+        .iter()
+        .filter(move |s| s.end > range.start && s.start < range.end)
+        .map(move |s| s.start.max(range.start)..s.end.min(range.end))
+}
+
+/// Recognises `chunks` (numbered on from the chunks `order` already
+/// reported) on a pool of `jobs` threads, taking them in time order, and
+/// hands each result to `order`. Stops taking chunks once
 /// `cancel` is set or one failed outright.
 pub fn run_in_order(
     chunks: &[Range<usize>],
     jobs: usize,
     cancel: &AtomicBool,
     order: &mut InOrder<'_>,
-    recognise: impl Fn(&Range<usize>) -> Result<ChunkOutcome, TranscribeError> + Sync,
+    recognise: impl Fn(usize, &Range<usize>) -> Result<ChunkOutcome, TranscribeError> + Sync,
 ) -> Result<(), TranscribeError> {
     let jobs = jobs.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -267,7 +313,7 @@ pub fn run_in_order(
                 if let Ok(mut order) = shared.lock() {
                     order.started();
                 }
-                match recognise(range) {
+                match recognise(i, range) {
                     Ok(ChunkOutcome::Stopped) => return,
                     Ok(outcome) => {
                         if let Ok(mut order) = shared.lock() {

@@ -1,12 +1,18 @@
 //! Where the speech is, and where to cut: voice activity from the level of
-//! the samples, and chunks that end in silence.
+//! the samples, utterances, and chunks that end in silence.
 //!
 //! The level is measured in 10 ms frames. What counts as speech is decided
 //! relative to the recording itself (the quiet floor and the loud peaks it
 //! has), so a steady background sound is silence as long as the voices
 //! stand out from it. Speech spans are those loud frames with short pauses
-//! inside them bridged; the pauses between spans are where chunks may be
-//! cut, so no word is cut in two.
+//! inside them bridged.
+//!
+//! Utterances ([`utterances`]) are speech spans joined over pauses shorter
+//! than [`UTTERANCE_PAUSE`], with a little of the silence around them: the
+//! unit the recogniser hears on its own. They depend on the recording
+//! alone, never on the chunk length, so a recording is heard the same way
+//! whatever `--chunk` is. Chunks ([`chunks`]) are then cut between
+//! utterances, so no word is cut in two.
 
 use crate::media::speech::SPEECH_RATE;
 use std::ops::Range;
@@ -19,6 +25,13 @@ const BRIDGED_PAUSE: usize = 25;
 
 /// Spans shorter than this (frames) are clicks, not speech.
 const SHORTEST_SPEECH: usize = 8;
+
+/// Pauses shorter than this (samples, 0.6 s) are inside an utterance.
+pub const UTTERANCE_PAUSE: usize = SPEECH_RATE as usize * 6 / 10;
+
+/// Silence kept before and after an utterance (samples, 0.5 s), so the
+/// recogniser hears its onset and its end.
+const UTTERANCE_MARGIN: usize = SPEECH_RATE as usize / 2;
 
 /// Level of digital silence, dBFS.
 const FLOOR_DB: f32 = -100.0;
@@ -93,10 +106,44 @@ fn frame_db(frame: &[i16]) -> f32 {
     }
 }
 
+/// The utterances of a recording of `total` samples with these `speech`
+/// spans: spans joined over pauses shorter than [`UTTERANCE_PAUSE`],
+/// widened by [`UTTERANCE_MARGIN`] on each side but never past the middle
+/// of the pause to the next one.
+pub fn utterances(speech: &[Range<usize>], total: usize) -> Vec<Range<usize>> {
+    let mut joined: Vec<Range<usize>> = Vec::new();
+    for span in speech {
+        match joined.last_mut() {
+            Some(last) if span.start.saturating_sub(last.end) < UTTERANCE_PAUSE => {
+                last.end = span.end
+            }
+            _ => joined.push(span.clone()),
+        }
+    }
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(joined.len());
+    for (i, u) in joined.iter().enumerate() {
+        let before = match i.checked_sub(1).and_then(|p| joined.get(p)) {
+            Some(p) => (p.end + u.start).div_ceil(2),
+            None => 0,
+        };
+        let after = match joined.get(i + 1) {
+            Some(n) => (u.end + n.start) / 2,
+            None => total,
+        };
+        let start = u.start.saturating_sub(UTTERANCE_MARGIN).max(before);
+        let end = (u.end + UTTERANCE_MARGIN).min(after).min(total);
+        if start < end {
+            out.push(start..end);
+        }
+    }
+    out
+}
+
 /// Cuts `total` samples into chunks of at most `longest` samples, each
-/// ending in the middle of the last pause between `speech` spans that
-/// fits; a stretch of speech longer than `longest` without a pause is cut
-/// where it must be.
+/// ending in the middle of the last gap between `speech` spans (or
+/// utterances) that fits, else at the limit when it falls in a gap, else
+/// at the last edge of a span; speech longer than `longest` without a gap
+/// is cut where it must be.
 pub fn chunks(total: usize, longest: usize, speech: &[Range<usize>]) -> Vec<Range<usize>> {
     let longest = longest.max(LEVEL_FRAME);
     let pauses: Vec<usize> = speech
@@ -123,16 +170,17 @@ pub fn chunks(total: usize, longest: usize, speech: &[Range<usize>]) -> Vec<Rang
     out
 }
 
-/// With no pause between spans in `start..limit`: the end of a span, or
-/// the start of one, inside it (a pause before the first span or after
-/// the last one).
+/// With no middle of a pause in `start..limit`: the limit itself when it
+/// falls in a pause, else the last edge of a span inside it.
 fn quiet_cut(start: usize, limit: usize, speech: &[Range<usize>]) -> Option<usize> {
-    let inside = |p: usize| p > start && p <= limit;
+    let in_speech = |p: usize| speech.iter().any(|s| s.start < p && p < s.end);
+    if !in_speech(limit) {
+        return Some(limit);
+    }
     speech
         .iter()
         .flat_map(|s| [s.end, s.start])
-        .filter(|&p| inside(p))
-        .filter(|&p| !speech.iter().any(|s| s.start < p && p < s.end))
+        .filter(|&p| p > start && p <= limit && !in_speech(p))
         .max()
 }
 
@@ -163,12 +211,23 @@ mod tests {
     }
 
     #[test]
+    fn utterances_join_short_pauses_and_keep_a_margin_of_silence() {
+        let second = SPEECH_RATE as usize;
+        let ms = |n: usize| n * second / 1000;
+        let speech = [ms(2000)..ms(3000), ms(3400)..ms(4000), ms(4700)..ms(5000)];
+        assert_eq!(
+            utterances(&speech, ms(5200)),
+            vec![ms(1500)..ms(4350), ms(4350)..ms(5200)]
+        );
+    }
+
+    #[test]
     fn cuts_fall_in_the_middle_of_pauses() {
         let s = |a: usize, b: usize| a * 1000..b * 1000;
         let speech = [s(1, 4), s(6, 9), s(10, 13), s(20, 25)];
         assert_eq!(
             chunks(30_000, 12_000, &speech),
-            vec![0..9_500, 9_500..16_500, 16_500..25_000, 25_000..30_000]
+            vec![0..9_500, 9_500..16_500, 16_500..28_500, 28_500..30_000]
         );
     }
 
@@ -185,7 +244,7 @@ mod tests {
             cuts.dedup();
             let speech: Vec<Range<usize>> =
                 cuts.chunks_exact(2).map(|w| w[0]..w[1]).filter(|r| !r.is_empty()).collect();
-            let planned = chunks(total, longest, &speech);
+            let planned = chunks(total, longest, &utterances(&speech, total));
             prop_assert_eq!(planned.first().map(|c| c.start), Some(0));
             prop_assert_eq!(planned.last().map(|c| c.end), Some(total));
             for pair in planned.windows(2) {
