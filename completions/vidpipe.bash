@@ -537,7 +537,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__transcribe)
-            opts="-o -v -q -h -V --output --format --language --engine --model-dir --asr-cmd --asr-timeout --chunk --jobs --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
+            opts="-o -v -q -h -V --output --format --language --engine --model-dir --asr-cmd --asr-timeout --chunk --jobs --follow --idle --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -580,6 +580,10 @@ _vidpipe() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

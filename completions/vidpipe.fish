@@ -179,6 +179,7 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -l asr-cmd -
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -l asr-timeout -d 'With --engine command: time limit for one chunk [default: 10m]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -l chunk -d 'Longest chunk; chunks end in pauses [default: 30s]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -l jobs -d 'Chunks recognised at once [default: the number of cores]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -l idle -d 'Live: a file that has not grown for this long has ended [default: 10s]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -l progress -d 'How to show progress: bars on a terminal (auto), bars, one JSON object per line on stdout (json), or nothing' -r -f -a "auto\t'Bars when stderr is a terminal, nothing otherwise'
 bars\t'Progress bars on stderr'
 json\t'NDJSON events on stdout'
@@ -186,6 +187,7 @@ none\t'No progress output'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -l config -d 'YAML config file (default: ./vidpipe.yaml when it exists)' -r -F
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -l endpoint-url -d 'Endpoint of an S3-compatible server (Garage, MinIO, Ceph, R2) for s3:// destinations; AWS_ENDPOINT_URL works too. Credentials and region come from the standard AWS variables and profiles' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -l retry-for -d 'How long an S3 request that fails for a passing reason (connection refused or reset, 5xx, SlowDown) is retried before the input fails, e.g. 30s or 5m [default: 2m]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -l follow -d 'Live: the one INPUT is still growing (a file being written, an HLS live playlist); append cues to a local transcript as each chunk is complete, for `captions --follow`, and leave FILE.end beside it when the input ends'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -s q -l quiet -d 'Less log output on stderr (-q warnings only, -qq errors only)'
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcribe" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -224,6 +224,10 @@ pub struct TranscribeConfig {
     pub chunk: Setting,
     /// `--jobs`.
     pub jobs: Setting,
+    /// `--follow`.
+    pub follow: Setting,
+    /// `--idle`.
+    pub idle: Setting,
 }
 
 /// A config file that cannot be used, with the file and line.

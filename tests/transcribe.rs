@@ -4,7 +4,9 @@
 //! (an independent peer); espeak-ng sentences placed at known times over
 //! background sound (cue times, and the same words whatever the chunk
 //! length); a video without audio; and external engines as commands
-//! (shifted cues, a failing and a hanging engine, Ctrl-C).
+//! (shifted cues, a failing and a hanging engine, Ctrl-C); and `--follow`
+//! on an MPEG-TS file growing a second a second, read at the same time by
+//! `captions --follow`.
 
 mod common;
 
@@ -540,4 +542,93 @@ fn ctrl_c_stops_the_engines_and_keeps_what_was_recognised() {
         words.contains("chunk 0"),
         "what was recognised is kept: {words}"
     );
+}
+
+/// Files under `dir` (recursively) named like `captions-N.vtt` that hold
+/// a cue.
+fn published_cues(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "vtt"))
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("-->")))
+        .count()
+}
+
+#[test]
+fn follow_appends_cues_that_captions_publishes_while_the_recording_grows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clip, _) = spoken_clip(dir.path());
+    let ts = dir.path().join("spoken.ts");
+    ffmpeg(&[
+        "-i",
+        &clip.to_string_lossy(),
+        "-c",
+        "copy",
+        "-f",
+        "mpegts",
+        &ts.to_string_lossy(),
+    ]);
+    let bytes = std::fs::read(&ts).expect("read ts");
+    // 38 slices of whole TS packets: about a second of the recording each.
+    let slice = (bytes.len() / 38).div_ceil(188) * 188;
+    let mut slices = bytes.chunks(slice);
+    let growing = dir.path().join("live.ts");
+    std::fs::write(&growing, slices.next().expect("first slice")).expect("write");
+    let subs = dir.path().join("subs");
+    let transcript = subs.join("live.en.srt");
+    let transcribe = vidpipe()
+        .arg("transcribe")
+        .arg(&growing)
+        .arg("-o")
+        .arg(&subs)
+        .args(["--follow", "--idle", "5s", "--progress", "none"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start transcribe");
+    let hls = dir.path().join("hls");
+    let mut captions: Option<std::process::Child> = None;
+    let mut appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&growing)
+        .expect("open growing file");
+    let mut published_while_growing = 0;
+    for piece in slices {
+        // The recording's own pace: a second of it arrives every second.
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        // Counted before each piece, so the last count is from before the
+        // recording's end arrived.
+        published_while_growing = published_cues(&hls);
+        std::io::Write::write_all(&mut appended, piece).expect("append");
+        if captions.is_none() && transcript.exists() {
+            captions = Some(
+                vidpipe()
+                    .arg("captions")
+                    .arg(format!("en={}", transcript.display()))
+                    .arg("-o")
+                    .arg(&hls)
+                    .args(["--follow", "--interval", "0.5s", "--progress", "none"])
+                    .spawn()
+                    .expect("start captions"),
+            );
+        }
+    }
+    let o = transcribe.wait_with_output().expect("transcribe ends");
+    assert!(o.status.success(), "transcribe: {o:?}");
+    let mut captions = captions.expect("the transcript appeared while the file grew");
+    let status = captions.wait().expect("captions ends");
+    assert!(status.success(), "captions: {status}");
+    assert!(
+        published_while_growing > 0,
+        "no WebVTT segment with a cue was published while the recording grew"
+    );
+    let words = srt_words(&transcript);
+    assert!(
+        words.len() >= 20,
+        "the whole recording is transcribed: {words:?}"
+    );
+    let playlist = std::fs::read_to_string(hls.join("captions.m3u8")).expect("playlist");
+    assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
 }

@@ -142,6 +142,18 @@ pub struct TranscribeArgs {
     /// Chunks recognised at once [default: the number of cores].
     #[arg(long, env = "VIDPIPE_TRANSCRIBE_JOBS", value_name = "N")]
     pub jobs: Option<String>,
+
+    /// Live: the one INPUT is still growing (a file being written, an HLS
+    /// live playlist); append cues to a local transcript as each chunk is
+    /// complete, for `captions --follow`, and leave FILE.end beside it
+    /// when the input ends.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Live: a file that has not grown for this long has ended
+    /// [default: 10s].
+    #[arg(long, env = "VIDPIPE_TRANSCRIBE_IDLE", value_name = "DURATION")]
+    pub idle: Option<String>,
 }
 
 /// `transcribe --format` values.

@@ -8,14 +8,16 @@ use super::layers::{parse_number, usage, Layers};
 use super::{EngineArg, Outcome, TranscribeArgs, TranscriptFormatArg};
 use std::path::PathBuf;
 use std::time::Duration;
+use vidpipe::captions::live::end_marker_of;
 use vidpipe::captions::parse::Format;
-use vidpipe::captions::write::render;
+use vidpipe::captions::write::{block, head, render, tail};
 use vidpipe::inputs::{expand, readable, InputItem};
 use vidpipe::language::language_tag;
 use vidpipe::media::speech::SpeechModel;
 use vidpipe::progress::Event;
 use vidpipe::storage::Location;
 use vidpipe::transcribe::command::CommandEngine;
+use vidpipe::transcribe::follow::follow;
 use vidpipe::transcribe::{decode, transcribe, Engine, TranscribeError, TranscribeSettings};
 use vidpipe::units::parse_duration;
 
@@ -35,6 +37,9 @@ pub struct TranscribeRun {
     pub language: String,
     /// The engine's settings.
     pub settings: TranscribeSettings,
+    /// Live: follow the growing input, giving up after this long without
+    /// new data.
+    pub follow: Option<Duration>,
 }
 
 /// Where transcripts are written.
@@ -145,6 +150,24 @@ pub fn settings(layers: &Layers, args: &TranscribeArgs) -> Result<TranscribeRun,
             Ok(d)
         },
     )?;
+    let follow = s.switch("follow", args.follow, cfg.follow.as_ref())?;
+    let idle = s.or(
+        "idle",
+        args.idle.as_deref(),
+        cfg.idle.as_ref(),
+        Duration::from_secs(10),
+        parse_duration,
+    )?;
+    if follow {
+        if args.inputs.len() > 1 {
+            return Err(usage("--follow follows one recording: give one INPUT"));
+        }
+        if matches!(&output, Output::Dir(l) | Output::File(l, _) if l.is_s3()) {
+            return Err(usage(
+                "--follow appends to a local transcript (which captions --follow reads); give a local -o",
+            ));
+        }
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = s.or(
         "jobs",
@@ -163,6 +186,7 @@ pub fn settings(layers: &Layers, args: &TranscribeArgs) -> Result<TranscribeRun,
             chunk,
             jobs,
         },
+        follow: follow.then_some(idle),
     })
 }
 
@@ -269,7 +293,11 @@ pub fn run(run: &TranscribeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
             Output::File(_, name) => name.clone(),
             Output::Dir(_) => format!("{}.{}.{}", item.stem, run.language, extension(run.format)),
         };
-        match transcribe_one(run, ctx, item, dest.as_ref(), &key) {
+        let done = match (run.follow, location) {
+            (Some(idle), Location::Local(dir)) => follow_one(run, ctx, item, &dir.join(&key), idle),
+            _ => transcribe_one(run, ctx, item, dest.as_ref(), &key),
+        };
+        match done {
             Ok(true) => {}
             Ok(false) => failed += 1,
             Err(outcome) => return Ok(outcome),
@@ -351,6 +379,116 @@ fn transcribe_one(
     Ok(true)
 }
 
+/// One growing input: cues appended to `path` as they are recognised.
+fn follow_one(
+    run: &TranscribeRun,
+    ctx: &Ctx,
+    item: &InputItem,
+    path: &std::path::Path,
+    idle: Duration,
+) -> Result<bool, Outcome> {
+    let fail = |message: String| {
+        ctx.fail(&item.source, &message);
+        Ok(false)
+    };
+    let mut transcript = match LiveTranscript::create(path, run.format) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("cannot write {}: {e}", path.display())),
+    };
+    let followed = follow(
+        &item.open,
+        &item.source,
+        &run.settings,
+        idle,
+        ctx.reporter(),
+        &ctx.cancel,
+        &mut |cues| transcript.append(cues),
+    );
+    let interrupted = ctx.cancel.load(std::sync::atomic::Ordering::SeqCst);
+    let finished = transcript.finish(!interrupted);
+    let result = match followed {
+        Ok(result) => result,
+        Err(TranscribeError::NoAudio) => {
+            let _ = std::fs::remove_file(path);
+            return fail("has no audio stream: there is no speech to transcribe".into());
+        }
+        Err(e) => return fail(e.to_string()),
+    };
+    if let Err(e) = finished {
+        return fail(format!("cannot write {}: {e}", path.display()));
+    }
+    if interrupted {
+        ctx.say(format!(
+            "interrupted: {} holds what was recognised of the first {} s",
+            path.display(),
+            result.covered_ms / 1000
+        ));
+        return Err(Outcome::Interrupted);
+    }
+    ctx.reporter.report(Event::TranscriptDone {
+        input: item.source.clone(),
+        path: path.display().to_string(),
+        cues: result.cues.len(),
+        chunks: result.chunks,
+    });
+    Ok(true)
+}
+
+/// A local transcript that grows block by block (what `captions
+/// --follow` reads), ended with the format's tail and a `FILE.end`
+/// marker.
+struct LiveTranscript {
+    file: std::fs::File,
+    path: PathBuf,
+    format: Format,
+    written: usize,
+}
+
+impl LiveTranscript {
+    fn create(path: &std::path::Path, format: Format) -> std::io::Result<Self> {
+        use std::io::Write;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let _ = std::fs::remove_file(end_marker_of(path));
+        let mut file = std::fs::File::create(path)?;
+        file.write_all(head(format).as_bytes())?;
+        file.flush()?;
+        Ok(LiveTranscript {
+            file,
+            path: path.to_path_buf(),
+            format,
+            written: 0,
+        })
+    }
+
+    /// Appends `cues` as whole blocks, in one write.
+    fn append(&mut self, cues: &[vidpipe::captions::cue::Cue]) -> std::io::Result<()> {
+        use std::io::Write;
+        if cues.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for cue in cues {
+            self.written += 1;
+            text.push_str(&block(self.format, self.written, cue));
+        }
+        self.file.write_all(text.as_bytes())?;
+        self.file.flush()
+    }
+
+    /// Writes the tail; with `ended`, leaves the end marker too.
+    fn finish(mut self, ended: bool) -> std::io::Result<()> {
+        use std::io::Write;
+        self.file.write_all(tail(self.format).as_bytes())?;
+        self.file.sync_all()?;
+        if ended {
+            std::fs::write(end_marker_of(&self.path), b"")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +545,25 @@ mod tests {
         )
         .expect_err("no {in}");
         assert!(err.to_string().contains("{in}"), "{err}");
+    }
+
+    #[test]
+    fn follow_takes_one_input_and_a_local_transcript() {
+        let run = run_of(
+            &["transcribe", "a.ts", "-o", "d", "--follow", "--idle", "3s"],
+            "",
+        )
+        .expect("valid");
+        assert_eq!(run.follow, Some(Duration::from_secs(3)));
+        let err = run_of(&["transcribe", "a.ts", "b.ts", "-o", "d", "--follow"], "")
+            .expect_err("two inputs");
+        assert!(err.to_string().contains("one INPUT"), "{err}");
+        let err = run_of(
+            &["transcribe", "a.ts", "-o", "s3://bucket/p", "--follow"],
+            "",
+        )
+        .expect_err("bucket");
+        assert!(err.to_string().contains("local"), "{err}");
     }
 
     #[test]

@@ -143,6 +143,34 @@ fn frame_of(samples: &[i16], pts: i64) -> ff::frame::Audio {
     frame
 }
 
+/// Opens a recording that may still be growing: a file still being
+/// written is read on past its current end, waiting up to `idle` for more
+/// (libav's `file` protocol with `follow`); an HLS live playlist is
+/// reloaded by libav until it ends. Reading stops early once `stop` is
+/// set (libav's interrupt callback).
+pub fn open_growing(
+    input: &str,
+    idle: std::time::Duration,
+    stop: std::sync::Arc<AtomicBool>,
+) -> Result<ff::format::context::Input> {
+    super::init();
+    let mut options = ff::Dictionary::new();
+    options.set("rw_timeout", &idle.as_micros().max(1).to_string());
+    let path = if super::is_url(input) {
+        options.set("reconnect", "1");
+        input.to_string()
+    } else {
+        options.set("follow", "1");
+        format!("file:{input}")
+    };
+    ff::format::input_with_interrupt_and_dictionary(
+        &path,
+        move || stop.load(Ordering::SeqCst),
+        options,
+    )
+    .map_err(|e| MediaError::Unsupported(format!("cannot open: {e}")))
+}
+
 /// A PocketSphinx model: acoustic model directory, language model and
 /// pronunciation dictionary.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,9 +26,12 @@
 //! reported, so `cue` events and the transcript grow front to back; when
 //! the run is stopped, the transcript holds the chunks up to the first
 //! one not recognised.
+//!
+//! [`follow::follow`] does the same on a recording that is still growing.
 
 pub mod command;
 pub mod cues;
+pub mod follow;
 pub mod plan;
 
 use crate::captions::cue::{escape_text, Cue};
@@ -71,6 +74,9 @@ pub enum TranscribeError {
     /// libav could not read the input or run the recogniser.
     #[error(transparent)]
     Media(#[from] MediaError),
+    /// The transcript could not be written as it grew.
+    #[error("cannot write the transcript: {0}")]
+    Write(String),
     /// The rayon pool could not be started.
     #[error("cannot start {jobs} recognition threads: {reason}")]
     Threads {

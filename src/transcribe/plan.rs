@@ -64,12 +64,35 @@ impl Levels {
         (floor + (peak - floor) * 0.35).max(floor + 6.0).max(-55.0)
     }
 
+    /// Adds the level of `samples`, which follow the samples measured so
+    /// far (whose count must be a multiple of [`LEVEL_FRAME`]).
+    pub fn extend(&mut self, samples: &[i16]) {
+        self.db.extend(samples.chunks(LEVEL_FRAME).map(frame_db));
+    }
+
     /// The spans of speech, in samples, in order.
     pub fn speech(&self) -> Vec<Range<usize>> {
-        let threshold = self.threshold();
+        self.speech_from(0, self.threshold())
+    }
+
+    /// The level above which a frame is speech, judged on the last
+    /// `frames` frames only (a live recording's recent sound).
+    pub fn recent_threshold(&self, frames: usize) -> f32 {
+        let recent = Levels {
+            db: self.db[self.db.len().saturating_sub(frames)..].to_vec(),
+        };
+        recent.threshold()
+    }
+
+    /// The spans of speech from sample `from` on (rounded down to a
+    /// frame), frames louder than `threshold` being speech.
+    pub fn speech_from(&self, from: usize, threshold: f32) -> Vec<Range<usize>> {
+        let first = from / LEVEL_FRAME;
         let mut spans: Vec<Range<usize>> = Vec::new();
         let mut run: Option<usize> = None;
-        for (i, &db) in self.db.iter().chain(std::iter::once(&FLOOR_DB)).enumerate() {
+        let levels = self.db.get(first..).unwrap_or_default();
+        for (i, &db) in levels.iter().chain(std::iter::once(&FLOOR_DB)).enumerate() {
+            let i = i + first;
             match (db > threshold, run) {
                 (true, None) => run = Some(i),
                 (false, Some(start)) => {
