@@ -30,8 +30,9 @@ const FRAME: usize = SPEECH_RATE as usize / 10;
 
 /// Digital silence appended after the samples so the recogniser's voice
 /// detector closes the last utterance (the filter never flushes one that
-/// is still open at the end of its input).
-const TRAILING_SILENCE: usize = SPEECH_RATE as usize * 3 / 2;
+/// is still open at the end of its input): its 0.5 s of post-speech
+/// silence, and some to spare.
+const TRAILING_SILENCE: usize = SPEECH_RATE as usize * 8 / 10;
 
 /// Held exclusively while a recogniser starts, shared while one runs (see
 /// the module docs).
