@@ -346,6 +346,12 @@ fn transcribe_one(
         Ok(t) => t,
         Err(e) => return fail(e.to_string()),
     };
+    if transcript.cues.is_empty() && transcript.is_complete() {
+        ctx.note(
+            &item.source,
+            "no speech was recognised: the transcript has no cues",
+        );
+    }
     let text = render(run.format, &transcript.cues);
     if let Err(e) = dest.put(key, text.as_bytes()) {
         return fail(format!(
