@@ -37,6 +37,9 @@ _vidpipe() {
             vidpipe,transcode-hls)
                 cmd="vidpipe__subcmd__transcode__subcmd__hls"
                 ;;
+            vidpipe,transcribe)
+                cmd="vidpipe__subcmd__transcribe"
+                ;;
             vidpipe,upload-chunked)
                 cmd="vidpipe__subcmd__upload__subcmd__chunked"
                 ;;
@@ -61,6 +64,9 @@ _vidpipe() {
             vidpipe__subcmd__help,transcode-hls)
                 cmd="vidpipe__subcmd__help__subcmd__transcode__subcmd__hls"
                 ;;
+            vidpipe__subcmd__help,transcribe)
+                cmd="vidpipe__subcmd__help__subcmd__transcribe"
+                ;;
             vidpipe__subcmd__help,upload-chunked)
                 cmd="vidpipe__subcmd__help__subcmd__upload__subcmd__chunked"
                 ;;
@@ -71,7 +77,7 @@ _vidpipe() {
 
     case "${cmd}" in
         vidpipe)
-            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --retry-for --help --version transcode-hls upload-chunked captions commentary probe prune run help"
+            opts="-v -q -h -V --progress --verbose --quiet --config --endpoint-url --retry-for --help --version transcode-hls upload-chunked captions commentary probe prune run transcribe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -269,7 +275,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__help)
-            opts="transcode-hls upload-chunked captions commentary probe prune run help"
+            opts="transcode-hls upload-chunked captions commentary probe prune run transcribe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -367,6 +373,20 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__help__subcmd__transcode__subcmd__hls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidpipe__subcmd__help__subcmd__transcribe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -560,6 +580,80 @@ _vidpipe() {
                     return 0
                     ;;
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bars json none" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidpipe__subcmd__transcribe)
+            opts="-o -v -q -h -V --output --format --language --engine --model-dir --asr-cmd --asr-timeout --chunk --jobs --follow --idle --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "srt vtt json" -- "${cur}"))
+                    return 0
+                    ;;
+                --language)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "libav command" -- "${cur}"))
+                    return 0
+                    ;;
+                --model-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --asr-cmd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --asr-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --chunk)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -40,6 +40,8 @@ pub struct ConfigFile {
     pub prune: Option<PruneConfig>,
     /// Defaults for `run`.
     pub run: Option<RunConfig>,
+    /// Defaults for `transcribe`.
+    pub transcribe: Option<TranscribeConfig>,
 }
 
 /// One config value as written: a boolean, a number or text (`6`, `"6s"`,
@@ -224,6 +226,34 @@ pub struct CommentaryConfig {
     pub threads: Setting,
     /// `--state-dir`.
     pub state_dir: Setting,
+}
+
+/// The `transcribe:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TranscribeConfig {
+    /// `--output`.
+    pub output: Setting,
+    /// `--format`.
+    pub format: Setting,
+    /// `--language`.
+    pub language: Setting,
+    /// `--engine`.
+    pub engine: Setting,
+    /// `--model-dir`.
+    pub model_dir: Setting,
+    /// `--asr-cmd`.
+    pub asr_cmd: Setting,
+    /// `--asr-timeout`.
+    pub asr_timeout: Setting,
+    /// `--chunk`.
+    pub chunk: Setting,
+    /// `--jobs`.
+    pub jobs: Setting,
+    /// `--follow`.
+    pub follow: Setting,
+    /// `--idle`.
+    pub idle: Setting,
 }
 
 /// A config file that cannot be used, with the file and line.

@@ -5,12 +5,14 @@
 //! config file into validated settings and hands them to the jobs here:
 //! [`hls`] for adaptive-bitrate HLS, [`upload`] for resumable multipart
 //! uploads, [`captions`] for segmented WebVTT subtitles, [`commentary`] for
-//! voice commentary over video chunks. Jobs are built on shared parts:
+//! voice commentary over video chunks, [`transcribe`] for speech to timed
+//! transcripts. Jobs are built on shared parts:
 //! [`media`] (libav through `ffmpeg-next`: probe, decode, scale, encode, mux),
 //! [`progress`] (typed events behind one reporter trait), [`inputs`]
 //! (expanding paths, directories and URLs into a batch), [`state`] (where
 //! checkpoints and journals live, how they are loaded and saved) and
-//! [`fsutil`] (atomic writes).
+//! [`fsutil`] (atomic writes) and [`process`] (external programs as
+//! engines, bounded in time).
 
 pub mod captions;
 pub mod commentary;
@@ -22,10 +24,12 @@ pub mod inputs;
 pub mod language;
 pub mod media;
 pub mod pipeline;
+pub mod process;
 pub mod progress;
 pub mod prune;
 pub mod state;
 pub mod storage;
+pub mod transcribe;
 pub mod units;
 pub mod upload;
 

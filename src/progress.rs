@@ -170,6 +170,31 @@ pub enum Event {
         path: String,
         chunks: u32,
     },
+    /// transcribe recognised a chunk (seconds `start`..`end` of the
+    /// input) and found `words` words in it.
+    ChunkTranscribed {
+        input: String,
+        index: usize,
+        start: f64,
+        end: f64,
+        words: usize,
+    },
+    /// transcribe made a cue (seconds), reported in time order.
+    #[serde(rename = "cue")]
+    TranscriptCue {
+        input: String,
+        start: f64,
+        end: f64,
+        text: String,
+    },
+    /// transcribe finished an input: its transcript is at `path`.
+    #[serde(rename = "done")]
+    TranscriptDone {
+        input: String,
+        path: String,
+        cues: usize,
+        chunks: usize,
+    },
     /// prune deleted a file (in a dry run: would delete it).
     Deleted {
         path: String,

@@ -138,7 +138,13 @@ pub fn state_place<'a>(dest: &'a dyn Destination, live: &LiveSettings) -> StateP
 
 /// A track's transcript end marker: `FILE.end`.
 pub fn end_marker(track: &Track) -> PathBuf {
-    let mut name = track.path.as_os_str().to_os_string();
+    end_marker_of(&track.path)
+}
+
+/// The end marker of the transcript at `path`: `FILE.end` beside it (the
+/// one place that names it, for the producers that leave it too).
+pub fn end_marker_of(path: &std::path::Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
     name.push(".end");
     PathBuf::from(name)
 }

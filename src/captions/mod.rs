@@ -20,6 +20,7 @@ pub mod live;
 pub mod parse;
 pub mod playlist;
 pub mod segment;
+pub mod write;
 
 use crate::progress::{Event, Reporter};
 use crate::storage::Destination;

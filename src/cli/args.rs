@@ -87,6 +87,10 @@ pub enum Command {
     /// commentary, delete the source) from one manifest: each remote input
     /// read once, re-runs skip what is complete.
     Run(RunArgs),
+    /// Speech to timed transcripts (SRT, WebVTT, JSON) ready for
+    /// `captions`: chunks cut at silences, recognised in parallel, offline
+    /// (PocketSphinx through libavfilter) or by any engine as a command.
+    Transcribe(TranscribeArgs),
 }
 
 /// Arguments of `run`.
@@ -117,6 +121,93 @@ pub struct RunArgs {
     /// seconds) as JSON to this file, e.g. for a CI artifact.
     #[arg(long, env = "VIDPIPE_REPORT", value_name = "FILE")]
     pub report: Option<String>,
+}
+
+/// Arguments of `transcribe`.
+#[derive(Debug, Args)]
+pub struct TranscribeArgs {
+    /// Media with speech: files, directories (searched recursively),
+    /// http(s) URLs, s3://bucket/key objects or s3://bucket/prefix/
+    /// listings.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// Output directory or s3://bucket/prefix (DEST/<stem>.<lang>.srt), or
+    /// with one input a file name with an extension (.srt, .vtt, .json).
+    #[arg(short, long, env = "VIDPIPE_TRANSCRIBE_OUTPUT", value_name = "DEST")]
+    pub output: Option<String>,
+
+    /// Transcript format [default: srt, or DEST's extension].
+    #[arg(long, value_enum, env = "VIDPIPE_TRANSCRIBE_FORMAT")]
+    pub format: Option<TranscriptFormatArg>,
+
+    /// BCP-47 language of the speech, in the file names [default: en].
+    #[arg(long, env = "VIDPIPE_TRANSCRIBE_LANGUAGE", value_name = "TAG")]
+    pub language: Option<String>,
+
+    /// Recogniser: libavfilter's asr (PocketSphinx, offline) or a command
+    /// (--asr-cmd) [default: libav].
+    #[arg(long, value_enum, env = "VIDPIPE_TRANSCRIBE_ENGINE")]
+    pub engine: Option<EngineArg>,
+
+    /// PocketSphinx model directory: an acoustic model directory, a
+    /// .lm.bin language model and a .dict dictionary
+    /// [default: /usr/share/pocketsphinx/model/en-us].
+    #[arg(long, env = "VIDPIPE_TRANSCRIBE_MODEL_DIR", value_name = "DIR")]
+    pub model_dir: Option<String>,
+
+    /// With --engine command: the program as a template run without a
+    /// shell, with {in} (the chunk as 16 kHz mono WAV, chunk-NNNN.wav by
+    /// its number) and {out} (where to
+    /// write SRT, WebVTT or JSON, told by the extension after {out} or a
+    /// format named in the template), e.g. 'whisper-cli -m
+    /// ggml-base.en.bin -f {in} -osrt -of {out}'.
+    #[arg(long, env = "VIDPIPE_ASR_CMD", value_name = "TEMPLATE")]
+    pub asr_cmd: Option<String>,
+
+    /// With --engine command: time limit for one chunk [default: 10m].
+    #[arg(long, env = "VIDPIPE_ASR_TIMEOUT", value_name = "DURATION")]
+    pub asr_timeout: Option<String>,
+
+    /// Longest chunk; chunks end in pauses [default: 30s].
+    #[arg(long, env = "VIDPIPE_TRANSCRIBE_CHUNK", value_name = "DURATION")]
+    pub chunk: Option<String>,
+
+    /// Chunks recognised at once [default: the number of cores].
+    #[arg(long, env = "VIDPIPE_TRANSCRIBE_JOBS", value_name = "N")]
+    pub jobs: Option<String>,
+
+    /// Live: the one INPUT is still growing (a file being written, an HLS
+    /// live playlist); append cues to a local transcript as each chunk is
+    /// complete, for `captions --follow`, and leave FILE.end beside it
+    /// when the input ends.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Live: a file that has not grown for this long has ended
+    /// [default: 10s].
+    #[arg(long, env = "VIDPIPE_TRANSCRIBE_IDLE", value_name = "DURATION")]
+    pub idle: Option<String>,
+}
+
+/// `transcribe --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TranscriptFormatArg {
+    /// SubRip (.srt).
+    Srt,
+    /// WebVTT (.vtt).
+    Vtt,
+    /// JSON, [{"start": secs, "end": secs, "text": "..."}] (.json).
+    Json,
+}
+
+/// `transcribe --engine` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// libavfilter's asr filter (PocketSphinx), in process, offline.
+    Libav,
+    /// The program given with --asr-cmd, once per chunk.
+    Command,
 }
 
 /// Arguments of `prune`.

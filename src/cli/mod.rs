@@ -21,6 +21,7 @@ pub mod prune;
 pub mod report;
 pub mod run;
 pub mod transcode;
+pub mod transcribe;
 pub mod upload;
 
 #[cfg(test)]
@@ -64,6 +65,7 @@ pub fn execute(cli: &Cli, layers: &Layers, ctx: &Ctx) -> Result<Outcome, CliErro
         Command::Probe(args) => step(layers, args, ctx, probe::settings, probe::run),
         Command::Prune(args) => step(layers, args, ctx, prune::settings, prune::run),
         Command::Run(args) => step(layers, args, ctx, run::settings, run::run),
+        Command::Transcribe(args) => step(layers, args, ctx, transcribe::settings, transcribe::run),
     }
 }
 

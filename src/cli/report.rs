@@ -220,6 +220,15 @@ impl Reporter for Bars {
             Event::Status { .. } | Event::ChunkReady { .. } | Event::Complete { .. } => {
                 self.commentary(&mut state, event)
             }
+            Event::TranscriptDone { input, path, .. } => {
+                self.println(format!("transcript  {path}"));
+                if let Some(stages) = state.stages.remove(&input) {
+                    stages.clear(&self.multi);
+                }
+                state.clear_when_idle(&self.multi);
+            }
+            // Transcribe's bars follow its `Status` events.
+            Event::ChunkTranscribed { .. } | Event::TranscriptCue { .. } => {}
             Event::Initialized { .. } | Event::UploadProgress { .. } | Event::Uploaded { .. } => {
                 self.upload(&mut state, event)
             }

@@ -25,7 +25,6 @@ pub mod events;
 pub mod mix;
 mod pipeline;
 pub mod playlist;
-mod process;
 pub mod script;
 pub mod tts;
 pub mod voices;

@@ -5,7 +5,8 @@
 //! it produced something. The default is the local `espeak-ng`; any other
 //! engine plugs in as a command template with `{text}` and `{out}`.
 
-use super::process::{run_bounded, ProcessError};
+pub use crate::process::CommandTemplate;
+use crate::process::{run_bounded, ProcessError};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
@@ -64,42 +65,11 @@ impl Espeak {
     }
 }
 
-/// Any program, from a template such as `piper --output_file {out} {text}`
-/// (split like a shell would, without running one; placeholders are
-/// replaced inside each word, so the text is never re-parsed).
-#[derive(Debug, Clone)]
-pub struct CommandTemplate {
-    words: Vec<String>,
-}
-
-impl CommandTemplate {
-    /// Parses and checks a template: it must name a program and contain
-    /// `{out}`.
-    pub fn parse(template: &str) -> Result<Self, String> {
-        let words =
-            shlex::split(template).ok_or_else(|| format!("`{template}`: unbalanced quotes"))?;
-        if words.is_empty() {
-            return Err("the TTS command is empty".into());
-        }
-        if !words.iter().any(|w| w.contains("{out}")) {
-            return Err(format!(
-                "`{template}` has no {{out}} placeholder for the audio file to write"
-            ));
-        }
-        Ok(CommandTemplate { words })
-    }
-}
-
+/// Any program as a TTS engine: `{text}` is the line, `{out}` the WAV
+/// file to write.
 impl SpeechBackend for CommandTemplate {
     fn command(&self, text: &str, out: &Path) -> Command {
-        let out = out.to_string_lossy();
-        let mut words = self
-            .words
-            .iter()
-            .map(|w| w.replace("{out}", &out).replace("{text}", text));
-        let mut cmd = Command::new(words.next().unwrap_or_default());
-        cmd.args(words);
-        cmd
+        self.fill(&[("{out}", &out.to_string_lossy()), ("{text}", text)])
     }
 }
 

@@ -9,8 +9,8 @@
 //! warning.
 
 use super::events::{DetectedEvent, EventKind};
-use super::process::run_bounded;
 use super::script::{format_time, Line, Speech};
+use crate::process::run_bounded;
 use serde::Serialize;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;

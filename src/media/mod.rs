@@ -5,7 +5,8 @@
 //! H.264 encode), [`audio`] (decode, downmix, AAC encode), [`pcm`] (exact
 //! sample ranges, multi-input audio graphs, AAC from PCM), [`mux`]
 //! (segment formats, segment muxers writing to memory), [`filemux`] (whole
-//! MP4/TS files) and [`thumbnail`] (one JPEG); [`video`] also plans frame
+//! MP4/TS files), [`speech`] (16 kHz mono for speech recognition, the
+//! `asr` filter, WAV for external engines) and [`thumbnail`] (one JPEG); [`video`] also plans frame
 //! rates and x264 threads for every job. [`remote`] tells whether an
 //! http(s) input can be streamed, and copies it locally when it cannot.
 //! Scalers and filter graphs are created inside the thread that uses them.
@@ -17,6 +18,7 @@ pub mod mux;
 pub mod pcm;
 pub mod probe;
 pub mod remote;
+pub mod speech;
 pub mod thumbnail;
 pub mod video;
 

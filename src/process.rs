@@ -1,6 +1,12 @@
-//! Running an external program (a TTS engine, a `--writer`) with a time
-//! limit: its own process group, so a program that hangs is killed together
-//! with whatever it started.
+//! External programs the user names: a template turned into a command
+//! without a shell ([`CommandTemplate`]), run with a time limit in its own
+//! process group so that a program that hangs is killed together with
+//! whatever it started ([`run_bounded`]).
+//!
+//! One home for both, because every engine vidpipe plugs in as a command
+//! (commentary's TTS and `--writer`, transcribe's `--asr-cmd`) needs the
+//! same guarantees: no shell re-parsing the text, no stray processes after
+//! a timeout or Ctrl-C.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -8,6 +14,59 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wait_timeout::ChildExt;
+
+/// Any program, from a template such as `piper --output_file {out} {text}`
+/// (split like a shell would, without running one; placeholders are
+/// replaced inside each word, so the values are never re-parsed).
+#[derive(Debug, Clone)]
+pub struct CommandTemplate {
+    words: Vec<String>,
+}
+
+impl CommandTemplate {
+    /// Parses and checks a template: it must name a program and contain
+    /// `{out}`, the file the program writes.
+    pub fn parse(template: &str) -> Result<Self, String> {
+        let words =
+            shlex::split(template).ok_or_else(|| format!("`{template}`: unbalanced quotes"))?;
+        if words.is_empty() {
+            return Err("the command is empty".into());
+        }
+        if !words.iter().any(|w| w.contains("{out}")) {
+            return Err(format!(
+                "`{template}` has no {{out}} placeholder for the file to write"
+            ));
+        }
+        Ok(CommandTemplate { words })
+    }
+
+    /// Whether `placeholder` (e.g. `{in}`) appears in the template.
+    pub fn mentions(&self, placeholder: &str) -> bool {
+        self.words.iter().any(|w| w.contains(placeholder))
+    }
+
+    /// The words after `{out}` is replaced, for telling what `{out}` will
+    /// be from the extension written after it (`-of {out}.srt`).
+    pub fn out_word(&self) -> Option<&str> {
+        self.words
+            .iter()
+            .find(|w| w.contains("{out}"))
+            .map(String::as_str)
+    }
+
+    /// The command with every `(placeholder, value)` replaced inside each
+    /// word, in order.
+    pub fn fill(&self, values: &[(&str, &str)]) -> Command {
+        let mut words = self.words.iter().map(|w| {
+            values
+                .iter()
+                .fold(w.clone(), |word, (key, value)| word.replace(key, value))
+        });
+        let mut cmd = Command::new(words.next().unwrap_or_default());
+        cmd.args(words);
+        cmd
+    }
+}
 
 /// How an external program failed.
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +237,30 @@ mod tests {
     use super::*;
 
     static NO_STOP: AtomicBool = AtomicBool::new(false);
+
+    #[test]
+    fn template_needs_a_program_and_out() {
+        assert!(CommandTemplate::parse("say {text}").is_err());
+        assert!(CommandTemplate::parse("").is_err());
+        assert!(CommandTemplate::parse("say 'unbalanced").is_err());
+    }
+
+    #[test]
+    fn template_substitutes_inside_words_without_a_shell() {
+        let t = CommandTemplate::parse("asr -f {in} -of '{out}.srt'").expect("valid");
+        let cmd = t.fill(&[("{in}", "/tmp/a b.wav"), ("{out}", "/tmp/x; rm -rf /")]);
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(cmd.get_program(), "asr");
+        assert_eq!(
+            args,
+            vec!["-f", "/tmp/a b.wav", "-of", "/tmp/x; rm -rf /.srt"]
+        );
+        assert!(t.mentions("{in}"));
+        assert_eq!(t.out_word(), Some("{out}.srt"));
+    }
 
     #[test]
     fn stop_ends_a_program_early() {
