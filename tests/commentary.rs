@@ -53,16 +53,6 @@ fn commentary(video: &Path, out: &Path, extra: &[&str]) -> Output {
     run(&mut cmd)
 }
 
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 /// The audio of a file as mono f32 at 48 kHz, decoded by ffmpeg.
 fn mono_pcm(path: &Path) -> Vec<f32> {
     let out = run(Command::new("ffmpeg")

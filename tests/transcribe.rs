@@ -18,16 +18,6 @@ use std::process::{Command, Output, Stdio};
 const MODEL: &str = "/usr/share/pocketsphinx/model/en-us";
 const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
 
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 fn ffmpeg(args: &[&str]) {
     let out = run(Command::new("ffmpeg")
         .args(["-v", "error", "-y"])

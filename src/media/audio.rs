@@ -34,12 +34,7 @@ impl AudioTranscoder {
         offset: i64,
         drop_before: i64,
     ) -> Result<Self> {
-        let ctx = ff::codec::context::Context::from_parameters(stream.parameters())
-            .av(|| "reading the audio stream's parameters".into())?;
-        let decoder = ctx
-            .decoder()
-            .audio()
-            .av(|| "opening the audio decoder".into())?;
+        let decoder = open_decoder(stream)?;
         let encoder = open_aac(bitrate, global_header)?;
         Ok(AudioTranscoder {
             decoder,
@@ -155,6 +150,16 @@ impl AudioTranscoder {
         }
         Ok(graph)
     }
+}
+
+/// Opens the decoder of an audio stream (every job that reads audio
+/// starts here).
+pub fn open_decoder(stream: &ff::format::stream::Stream) -> Result<ff::decoder::Audio> {
+    ff::codec::context::Context::from_parameters(stream.parameters())
+        .av(|| "reading the audio stream's parameters".into())?
+        .decoder()
+        .audio()
+        .av(|| "opening the audio decoder".into())
 }
 
 /// Opens an AAC-LC stereo 48 kHz encoder at `bitrate` (with the

@@ -8,7 +8,7 @@
 //! through a libavfilter graph with several inputs, and [`AacStream`]
 //! encodes PCM once, however it was assembled.
 
-use super::audio::{abuffer_args, open_aac, SAMPLE_RATE};
+use super::audio::{abuffer_args, open_aac, open_decoder, SAMPLE_RATE};
 use super::{ff, open_input, AvContext, MediaError, Result};
 
 /// Channels of every PCM buffer (interleaved stereo).
@@ -63,12 +63,7 @@ pub struct PcmCollector {
 impl PcmCollector {
     /// A collector for `stream`.
     pub fn new(stream: &ff::format::stream::Stream, placement: Placement) -> Result<Self> {
-        let ctx = ff::codec::context::Context::from_parameters(stream.parameters())
-            .av(|| "reading the audio stream's parameters".into())?;
-        let decoder = ctx
-            .decoder()
-            .audio()
-            .av(|| "opening the audio decoder".into())?;
+        let decoder = open_decoder(stream)?;
         Ok(PcmCollector {
             decoder,
             graph: None,

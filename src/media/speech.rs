@@ -16,6 +16,7 @@
 //! may log) takes it shared: recognisers run in parallel, but never while
 //! one is being set up.
 
+use super::audio::open_decoder;
 use super::{ff, AvContext, MediaError, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,12 +49,7 @@ pub struct SpeechDecoder {
 impl SpeechDecoder {
     /// A decoder for `stream`.
     pub fn new(stream: &ff::format::stream::Stream) -> Result<Self> {
-        let ctx = ff::codec::context::Context::from_parameters(stream.parameters())
-            .av(|| "reading the audio stream's parameters".into())?;
-        let decoder = ctx
-            .decoder()
-            .audio()
-            .av(|| "opening the audio decoder".into())?;
+        let decoder = open_decoder(stream)?;
         Ok(SpeechDecoder {
             decoder,
             graph: None,

@@ -15,7 +15,7 @@ pub mod package;
 pub mod playlists;
 pub mod slurm;
 
-pub use binary::{events, interrupt_when, run, vidpipe};
+pub use binary::{events, interrupt_when, ok, run, vidpipe};
 pub use clips::{make_clip, ClipSpec};
 pub use ffprobe::{decode_master, duration_of, ffprobe, first_video_packet};
 pub use http::HttpServer;
