@@ -21,8 +21,7 @@ use vidpipe::commentary::tts::{CommandTemplate, Espeak, SpeechBackend};
 use vidpipe::commentary::writer::Wording;
 use vidpipe::commentary::{self, CommentaryError, CommentarySettings, Job, LineSource};
 use vidpipe::config::CommentaryConfig;
-use vidpipe::inputs::{expand, readable, InputItem};
-use vidpipe::media::remote::RemoteError;
+use vidpipe::inputs::{expand, InputItem};
 use vidpipe::progress::Position;
 use vidpipe::storage::Location;
 use vidpipe::units::Bitrate;
@@ -261,18 +260,9 @@ pub(super) fn commentate_item(
     ctx: &Ctx,
     item: &InputItem,
 ) -> Result<Outcome, CliError> {
-    let readable = match readable(
-        &item.open,
-        &item.source,
-        &|m| ctx.note(&item.source, m),
-        &ctx.cancel,
-    ) {
+    let readable = match ctx.readable(&item.open, &item.source) {
         Ok(readable) => readable,
-        Err(RemoteError::Interrupted) => return Ok(Outcome::Interrupted),
-        Err(e) => {
-            ctx.fail(&item.source, &e.to_string());
-            return Ok(Outcome::SomeFailed);
-        }
+        Err(outcome) => return Ok(outcome),
     };
     let kept_here = run
         .output

@@ -9,6 +9,8 @@
 use super::error::CliError;
 use super::Outcome;
 use std::sync::{Arc, OnceLock};
+use vidpipe::inputs::Readable;
+use vidpipe::media::remote::RemoteError;
 use vidpipe::progress::{Event, Reporter};
 use vidpipe::state::StateDirs;
 use vidpipe::storage::{Destination, LocalDir, Location, S3Dest, S3Options, S3Session};
@@ -102,6 +104,22 @@ impl Ctx {
             input: input.to_string(),
             message: message.to_string(),
         });
+    }
+
+    /// Makes an input readable for a job that decodes it (`open` is what
+    /// libav opens, `source` the input as the user named it; see
+    /// [`vidpipe::inputs::readable`]), its warnings reported as the
+    /// input's. A failure is reported, and returned as the outcome it
+    /// means: `Interrupted` on Ctrl-C, else `SomeFailed`.
+    pub fn readable(&self, open: &str, source: &str) -> Result<Readable, Outcome> {
+        match vidpipe::inputs::readable(open, source, &|m| self.note(source, m), &self.cancel) {
+            Ok(readable) => Ok(readable),
+            Err(RemoteError::Interrupted) => Err(Outcome::Interrupted),
+            Err(e) => {
+                self.fail(source, &e.to_string());
+                Err(Outcome::SomeFailed)
+            }
+        }
     }
 
     /// Something the user should know that is not a failure: a `warning`

@@ -4,8 +4,7 @@ use super::context::Ctx;
 use super::error::{CliError, SettingsError};
 use super::layers::Layers;
 use super::{Outcome, ProbeArgs};
-use vidpipe::inputs::{expand, readable};
-use vidpipe::media::remote::RemoteError;
+use vidpipe::inputs::expand;
 
 /// Everything `probe` needs to run.
 #[derive(Debug, Clone)]
@@ -31,10 +30,9 @@ pub fn run(run: &ProbeRun, ctx: &Ctx) -> Result<Outcome, CliError> {
         Ok(url) => url,
         Err(reason) => return failed(&reason),
     };
-    let input = match readable(&url, &run.input, &|m| ctx.note(&run.input, m), &ctx.cancel) {
+    let input = match ctx.readable(&url, &run.input) {
         Ok(input) => input,
-        Err(RemoteError::Interrupted) => return Ok(Outcome::Interrupted),
-        Err(e) => return failed(&e.to_string()),
+        Err(outcome) => return Ok(outcome),
     };
     let json = vidpipe::media::probe::probe(input.open())
         // An s3:// input is opened through a presigned URL: a bearer

@@ -14,9 +14,8 @@ use super::layers::{
 use super::Outcome;
 use vidpipe::hls::ladder::Ladder;
 use vidpipe::hls::{self, HlsError, Job, TranscodeSettings};
-use vidpipe::inputs::{expand, readable, InputItem, Shard};
+use vidpipe::inputs::{expand, InputItem, Shard};
 use vidpipe::media::mux::SegmentFormat;
-use vidpipe::media::remote::RemoteError;
 use vidpipe::progress::Position;
 use vidpipe::storage::{Destination, Location, S3Session};
 
@@ -196,18 +195,10 @@ pub(super) fn transcode_one(
     dest: &dyn Destination,
     session: Option<&S3Session>,
 ) -> Result<bool, Outcome> {
-    let readable = match readable(
-        &item.open,
-        &item.source,
-        &|m| ctx.note(&item.source, m),
-        &ctx.cancel,
-    ) {
+    let readable = match ctx.readable(&item.open, &item.source) {
         Ok(readable) => readable,
-        Err(RemoteError::Interrupted) => return Err(Outcome::Interrupted),
-        Err(e) => {
-            ctx.fail(&item.source, &e.to_string());
-            return Ok(false);
-        }
+        Err(Outcome::Interrupted) => return Err(Outcome::Interrupted),
+        Err(_) => return Ok(false),
     };
     let job = Job {
         position,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use vidpipe::captions::live::end_marker_of;
 use vidpipe::captions::parse::Format;
 use vidpipe::captions::write::{block, head, render, tail};
-use vidpipe::inputs::{expand, readable, InputItem};
+use vidpipe::inputs::{expand, InputItem};
 use vidpipe::language::language_tag;
 use vidpipe::media::speech::SpeechModel;
 use vidpipe::progress::Event;
@@ -319,14 +319,10 @@ fn transcribe_one(
         ctx.fail(&item.source, &message);
         Ok(false)
     };
-    let source = match readable(
-        &item.open,
-        &item.source,
-        &|m| ctx.note(&item.source, m),
-        &ctx.cancel,
-    ) {
+    let source = match ctx.readable(&item.open, &item.source) {
         Ok(source) => source,
-        Err(e) => return fail(e.to_string()),
+        Err(Outcome::Interrupted) => return Err(Outcome::Interrupted),
+        Err(_) => return Ok(false),
     };
     let samples = match decode(source.open(), &ctx.cancel) {
         Ok(Some(samples)) => samples,
