@@ -321,13 +321,15 @@ fn a_remote_input_decoded_by_two_steps_is_read_once_and_its_copy_removed() {
         leftovers(dir.path())
     );
 
-    // Interrupted in the middle of a step: the copy goes too.
+    // Interrupted in the middle of a step: the copy goes too, and the
+    // source stays although delete-source is asked for.
     let manifest = write_manifest(
         dir.path(),
         "p2.yaml",
         &std::fs::read_to_string(&manifest)
             .expect("read")
-            .replace("/out", "/out2"),
+            .replace("/out", "/out2")
+            .replace("steps:\n", "delete-source: true\nsteps:\n"),
     );
     let mut cmd = pipeline(&garage, dir.path(), &manifest);
     cmd.env("AWS_ENDPOINT_URL", &proxy.endpoint);
@@ -342,6 +344,11 @@ fn a_remote_input_decoded_by_two_steps_is_read_once_and_its_copy_removed() {
         leftovers(dir.path()).is_empty(),
         "{:?}",
         leftovers(dir.path())
+    );
+    assert_eq!(
+        garage.keys("in/"),
+        ["in/talk.mp4"],
+        "an interrupted input lost its source"
     );
 }
 

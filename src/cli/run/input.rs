@@ -105,10 +105,11 @@ impl Runner<'_> {
                 outcome.error = Some(reason);
             }
         }
-        let failed = outcome.error.is_some()
-            || outcome.steps.iter().any(|s| s.outcome == "failed")
-            || outcome.steps.len() < self.plan.steps.len();
-        outcome.ok = !failed;
+        // Every step done now or before, or skipped for want of files: an
+        // interrupted input (steps `not-run`) is not, so its source stays.
+        let finished =
+            |s: &StepOutcome| matches!(s.outcome.as_str(), "done" | "complete" | "skipped");
+        outcome.ok = outcome.error.is_none() && outcome.steps.iter().all(finished);
         if outcome.ok && self.plan.delete_source {
             outcome.source_deleted = self.delete_source(item, &mut outcome);
         }
