@@ -228,6 +228,20 @@ fn prune_cmd(garage: &Garage, state: &Path) -> Command {
     cmd
 }
 
+/// A finished one-rendition package under `prefix`: master, media
+/// playlist, one segment.
+fn put_package(garage: &Garage, prefix: &str) {
+    garage.put(
+        &format!("{prefix}/master.m3u8"),
+        b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p/index.m3u8\n".to_vec(),
+    );
+    garage.put(
+        &format!("{prefix}/720p/index.m3u8"),
+        b"#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6,\nseg_00000.ts\n#EXT-X-ENDLIST\n".to_vec(),
+    );
+    garage.put(&format!("{prefix}/720p/seg_00000.ts"), b"ts".to_vec());
+}
+
 #[test]
 fn a_bucket_prefix_is_pruned_by_class_and_a_dry_run_changes_nothing() {
     let garage = Garage::start();
@@ -242,15 +256,7 @@ fn a_bucket_prefix_is_pruned_by_class_and_a_dry_run_changes_nothing() {
         playlist.push_str(&format!("#EXTINF:1.000,\ncaptions-{i}.vtt\n"));
     }
     garage.put("p/live/captions.m3u8", playlist.into_bytes());
-    garage.put(
-        "p/vod/talk/master.m3u8",
-        b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p/index.m3u8\n".to_vec(),
-    );
-    garage.put(
-        "p/vod/talk/720p/index.m3u8",
-        b"#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6,\nseg_00000.ts\n#EXT-X-ENDLIST\n".to_vec(),
-    );
-    garage.put("p/vod/talk/720p/seg_00000.ts", b"ts".to_vec());
+    put_package(&garage, "p/vod/talk");
     garage.put("p/vod/talk/360p/seg_00000.ts", b"old".to_vec());
     garage.put("p/raw/upload.mp4", b"raw".to_vec());
     garage.put("other/untouched.ts", b"not under DEST".to_vec());
@@ -318,15 +324,7 @@ fn state_kept_under_a_state_dir_marks_a_bucket_job_in_progress() {
     // A published package being transcoded again into the bucket (other
     // settings), its checkpoint kept on this machine with --state-dir: the
     // new segments are not listed by any playlist yet.
-    garage.put(
-        "p/talk/master.m3u8",
-        b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p/index.m3u8\n".to_vec(),
-    );
-    garage.put(
-        "p/talk/720p/index.m3u8",
-        b"#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6,\nseg_00000.ts\n#EXT-X-ENDLIST\n".to_vec(),
-    );
-    garage.put("p/talk/720p/seg_00000.ts", b"ts".to_vec());
+    put_package(&garage, "p/talk");
     garage.put("p/talk/720p/seg_00001.ts", b"new".to_vec());
     let later = SystemTime::now() + Duration::from_secs(60);
     let checkpoint = elsewhere
