@@ -529,7 +529,7 @@ _vidpipe() {
             return 0
             ;;
         vidpipe__subcmd__transcode__subcmd__hls)
-            opts="-o -v -q -h -V --output --ladder --audio-bitrate --audio-language --segment-duration --segment-format --preset --max-fps --threads --shard --state-dir --delete-source --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
+            opts="-o -v -q -h -V --output --ladder --audio-bitrate --audio-language --segment-duration --segment-format --preset --max-fps --scaling --threads --shard --state-dir --delete-source --progress --verbose --quiet --config --endpoint-url --retry-for --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -569,6 +569,10 @@ _vidpipe() {
                     ;;
                 --max-fps)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scaling)
+                    COMPREPLY=($(compgen -W "cascade direct" -- "${cur}"))
                     return 0
                     ;;
                 --threads)

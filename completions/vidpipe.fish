@@ -53,6 +53,8 @@ complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l segmen
 fmp4\t'Fragmented MP4 segments (init.mp4 + .m4s)'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l preset -d 'x264 preset, ultrafast to veryslow [default: veryfast]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l max-fps -d 'Highest output frame rate; faster sources are converted [default: 60]' -r
+complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l scaling -d 'How renditions are scaled [default: cascade]' -r -f -a "cascade\t'Renditions scaled from a larger rendition where that keeps the quality of camera footage (less CPU)'
+direct\t'Every rendition scaled from the source: for sharp synthetic pictures (screen recordings, slides), where a cascade can cost a small rendition about 0.25 dB PSNR'"
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l threads -d 'CPU threads to use in total [default: all cores]' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l shard -d 'Process only shard K of N of the inputs, chosen by a stable hash of each input\'s name (for CI matrices and job arrays), e.g. 2/4; auto takes K and N from a Slurm, Kubernetes or AWS Batch array task' -r
 complete -c vidpipe -n "__fish_vidpipe_using_subcommand transcode-hls" -l state-dir -d 'Keep the checkpoints of an s3:// output in this local directory instead of beside the output in the bucket (for public buckets); then only this machine can resume them' -r

@@ -90,6 +90,8 @@ pub struct TranscodeHlsConfig {
     pub preset: Setting,
     /// `--max-fps`.
     pub max_fps: Setting,
+    /// `--scaling`.
+    pub scaling: Setting,
     /// `--threads`.
     pub threads: Setting,
     /// `--shard`.

@@ -17,6 +17,7 @@
 pub mod captions;
 pub mod commentary;
 pub mod config;
+pub mod cpu;
 pub mod fingerprint;
 pub mod fsutil;
 pub mod hls;

@@ -69,7 +69,15 @@ pub enum Event {
     /// A rendition was already complete from an earlier run.
     RenditionSkipped { input: String, rendition: String },
     /// An input finished: its master playlist is in place.
-    Done { input: String, master: String },
+    Done {
+        input: String,
+        master: String,
+        /// CPU seconds by stage (`decode`, `720p.encode`, …), the
+        /// process's `total` while the input was encoded, and `other`, what
+        /// no stage accounts for; empty when nothing was encoded.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        cpu: BTreeMap<String, f64>,
+    },
     /// An upload started or resumed: how many parts and bytes it has.
     Initialized {
         input: String,

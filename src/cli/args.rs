@@ -502,6 +502,18 @@ pub enum SegmentFormatArg {
     Fmp4,
 }
 
+/// `--scaling` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScalingArg {
+    /// Renditions scaled from a larger rendition where that keeps the
+    /// quality of camera footage (less CPU).
+    Cascade,
+    /// Every rendition scaled from the source: for sharp synthetic
+    /// pictures (screen recordings, slides), where a cascade can cost a
+    /// small rendition about 0.25 dB PSNR.
+    Direct,
+}
+
 /// Arguments of `transcode-hls`.
 #[derive(Debug, Args)]
 pub struct TranscodeArgs {
@@ -544,6 +556,10 @@ pub struct TranscodeArgs {
     /// Highest output frame rate; faster sources are converted [default: 60].
     #[arg(long, env = "VIDPIPE_MAX_FPS", value_name = "FPS")]
     pub max_fps: Option<String>,
+
+    /// How renditions are scaled [default: cascade].
+    #[arg(long, value_enum, env = "VIDPIPE_SCALING")]
+    pub scaling: Option<ScalingArg>,
 
     /// CPU threads to use in total [default: all cores].
     #[arg(long, env = "VIDPIPE_THREADS", value_name = "N")]

@@ -950,6 +950,7 @@ mod tests {
         bars.report(Event::Done {
             input: "c.mp4".into(),
             master: "c/master.m3u8".into(),
+            cpu: Default::default(),
         });
         assert_eq!(transcode_bars(&bars, "c.mp4"), None);
 

@@ -5,7 +5,7 @@
 //! says so at the end. An interrupt stops the batch with the checkpoint of
 //! the current input kept.
 
-use super::args::{SegmentFormatArg, TranscodeArgs};
+use super::args::{ScalingArg, SegmentFormatArg, TranscodeArgs};
 use super::context::{batch_outcome, Ctx};
 use super::error::{CliError, SettingsError};
 use super::layers::{
@@ -13,6 +13,7 @@ use super::layers::{
 };
 use super::Outcome;
 use vidpipe::hls::ladder::Ladder;
+use vidpipe::hls::scaling::Scaling;
 use vidpipe::hls::{self, HlsError, Job, TranscodeSettings};
 use vidpipe::inputs::{expand, InputItem, Shard};
 use vidpipe::media::mux::SegmentFormat;
@@ -101,6 +102,13 @@ pub fn settings(layers: &Layers, args: &TranscodeArgs) -> Result<TranscodeRun, S
             defaults.max_fps,
             |v| parse_number(v, 1..=240),
         )?,
+        scaling: s.or(
+            "scaling",
+            args.scaling.map(scaling_name),
+            cfg.scaling.as_ref(),
+            defaults.scaling,
+            parse_scaling,
+        )?,
         threads: s.or(
             "threads",
             args.threads.as_deref(),
@@ -146,6 +154,21 @@ fn parse_segment_format(s: &str) -> Result<SegmentFormat, String> {
         Ok(SegmentFormatArg::Ts) => Ok(SegmentFormat::Ts),
         Ok(SegmentFormatArg::Fmp4) => Ok(SegmentFormat::Fmp4),
         Err(_) => Err("must be ts or fmp4".to_string()),
+    }
+}
+
+fn scaling_name(s: ScalingArg) -> &'static str {
+    match s {
+        ScalingArg::Cascade => "cascade",
+        ScalingArg::Direct => "direct",
+    }
+}
+
+fn parse_scaling(s: &str) -> Result<Scaling, String> {
+    match <ScalingArg as clap::ValueEnum>::from_str(s, true) {
+        Ok(ScalingArg::Cascade) => Ok(Scaling::Cascade),
+        Ok(ScalingArg::Direct) => Ok(Scaling::Direct),
+        Err(_) => Err("must be cascade or direct".to_string()),
     }
 }
 

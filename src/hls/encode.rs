@@ -1,18 +1,24 @@
 //! The encode of one input: one demux and one video decode on the calling
-//! thread, every decoded frame fanned out to one worker per rendition.
+//! thread, every decoded frame handed to a pipeline of rendition groups.
 //!
 //! [`encode`] seeks to the resume point, opens the decoder and the audio
-//! transcoder, plans one x264 encoder per pending rendition, then runs the
-//! workers in a rayon pool sized to them while this thread demuxes
-//! ([`Demux`]). The workers' results are collected once all have ended; a
-//! worker's own error wins over the demux side's report that it stopped.
+//! transcoder, plans where each rendition's pictures come from and which
+//! group makes them ([`Plan`]), one x264 encoder per pending rendition,
+//! then runs the group workers in a rayon pool sized to them while this
+//! thread demuxes ([`Demux`]). The workers' results are collected once all
+//! have ended; a worker's own error wins over the demux side's report that
+//! it stopped.
 
 use super::checkpoint::CheckpointFile;
 use super::clock::SegmentClock;
-use super::fanout::{FrameFanOut, ThumbnailSlot};
+use super::fanout::{FrameFanOut, ThumbnailSlot, WorkerTx};
 use super::ladder::Rendition;
-use super::worker::{self, AudioJob, Finish, Msg, Shared, VideoJob, AUDIO_RENDITION};
+use super::scaling::Plan;
+use super::worker::{
+    self, AudioJob, Finish, GroupJob, MemberJob, Msg, Shared, VideoJob, AUDIO_RENDITION,
+};
 use super::{rendition_threads, HlsError, Run};
+use crate::cpu::{self, Helpers, Ledger, Stage};
 use crate::media::audio::{AudioTranscoder, SAMPLE_RATE};
 use crate::media::ff;
 use crate::media::mux::{SegmentFormat, OUTPUT_ORIGIN_SECS};
@@ -25,8 +31,12 @@ use std::sync::Mutex;
 
 /// What one encode pass does.
 pub(super) struct EncodePlan {
-    /// The video renditions to encode.
+    /// The planned video renditions, largest first.
     pub renditions: Vec<Rendition>,
+    /// Which of them this pass encodes.
+    pub pending: Vec<bool>,
+    /// Size of the decoded (rotated) picture.
+    pub source: (u32, u32),
     /// Whether the audio rendition is encoded.
     pub audio: bool,
     /// The segment the encode starts at (0, or the resume point).
@@ -56,18 +66,28 @@ pub(super) fn encode(
     info: &MediaInfo,
     checkpoint: &CheckpointFile<'_>,
     plan: EncodePlan,
+    ledger: &Ledger,
 ) -> Result<(), HlsError> {
+    cpu::reset();
     let clock = checkpoint.snapshot().clock;
     let resume_at = clock.frame_seconds(clock.first_frame(plan.first_segment));
     if plan.first_segment > 0 {
         seek_before(ictx, plan.start_time, resume_at)?;
     }
-    let mut decoder = open_decoder(ictx, &plan)?;
+    let (decoder, decoder_threads) = Helpers::around(|| open_decoder(ictx, &plan));
+    let mut decoder = decoder?;
     let origin_frames = (plan.start_time * f64::from(plan.fps.numerator())
         / f64::from(plan.fps.denominator()))
     .round() as i64;
     let audio_job = audio_job(ictx, &plan, run, resume_at)?;
-    let video_jobs = video_jobs(&plan, run, clock, origin_frames);
+    let scale_plan = Plan::new(
+        &plan.renditions,
+        plan.source,
+        &plan.pending,
+        run.settings.scaling,
+        cores(run.settings.threads),
+    );
+    let video_jobs = video_jobs(&plan, &scale_plan, run, clock, origin_frames);
     let shared = Shared {
         input: &run.job.input,
         dest: run.dest,
@@ -78,17 +98,13 @@ pub(super) fn encode(
         reporter: run.reporter,
         total_frames: (info.duration * clock.fps()).ceil().max(1.0) as u64,
         first_segment: plan.first_segment,
+        cpu: ledger,
     };
-    let pool = worker_pool(video_jobs.len() + usize::from(audio_job.is_some()))?;
+    let pool = worker_pool(scale_plan.groups.len() + usize::from(audio_job.is_some()))?;
     let results: Results = Mutex::new(Vec::new());
     let mut demux_error: Option<HlsError> = None;
     pool.in_place_scope(|scope| {
-        let mut video_tx = Vec::new();
-        for job in video_jobs {
-            let (tx, rx) = sync_channel(6);
-            video_tx.push((job.name.clone(), tx));
-            spawn_worker(scope, &results, || worker::run_video(job, &shared, rx));
-        }
+        let video_tx = spawn_groups(scope, &results, &shared, &scale_plan, video_jobs);
         let audio_tx = audio_job.map(|job| {
             let (tx, rx) = sync_channel(64);
             spawn_worker(scope, &results, || worker::run_audio(job, &shared, rx));
@@ -112,6 +128,8 @@ pub(super) fn encode(
             .run(run.cancel)
             .and_then(|()| demux.finish(clock, info.duration))
             .err();
+        cpu::add("", Stage::Decode, decoder_threads.cpu());
+        ledger.collect();
         // Dropping the senders stops the workers that did not get `End`.
     });
     outcome(results, demux_error, run.cancel)
@@ -177,37 +195,87 @@ fn audio_job(
     Ok(Some(AudioJob { transcoder }))
 }
 
-/// One x264 encoder per planned rendition, the cores shared by pixel
-/// count, an IDR at least once per segment.
+/// One job per member of `scale_plan`: the encoded ones get an x264
+/// encoder each, the cores shared by pixel count, an IDR at least once per
+/// segment.
 fn video_jobs(
     plan: &EncodePlan,
+    scale_plan: &Plan,
     run: &Run<'_>,
     clock: SegmentClock,
     origin_frames: i64,
 ) -> Vec<VideoJob> {
     let settings = run.settings;
-    let threads = rendition_threads(&plan.renditions, cores(settings.threads));
+    let encoded: Vec<Rendition> = scale_plan
+        .members
+        .iter()
+        .filter(|m| m.encode)
+        .map(|m| plan.renditions[m.rendition].clone())
+        .collect();
+    let mut threads = rendition_threads(&encoded, cores(settings.threads)).into_iter();
     let keyint = (u64::from(settings.segment_ms) * u64::from(clock.fps_num))
         .div_ceil(1000 * u64::from(clock.fps_den)) as u32
         + 1;
-    plan.renditions
+    scale_plan
+        .members
         .iter()
-        .zip(threads)
-        .map(|(r, threads)| VideoJob {
-            name: r.name.clone(),
-            h264: H264Settings {
-                width: r.width,
-                height: r.height,
-                bitrate: r.bitrate.0,
-                preset: settings.preset.clone(),
-                fps: plan.fps,
-                keyint,
-                threads,
-                global_header: settings.segment_format == SegmentFormat::Fmp4,
-            },
-            origin_frames,
+        .map(|m| {
+            let r = &plan.renditions[m.rendition];
+            let threads = if m.encode { threads.next() } else { None };
+            VideoJob {
+                name: r.name.clone(),
+                h264: H264Settings {
+                    width: r.width,
+                    height: r.height,
+                    bitrate: r.bitrate.0,
+                    preset: settings.preset.clone(),
+                    fps: plan.fps,
+                    keyint,
+                    threads: threads.unwrap_or(1),
+                    global_header: settings.segment_format == SegmentFormat::Fmp4,
+                },
+                origin_frames,
+            }
         })
         .collect()
+}
+
+/// Starts one worker per group of `scale_plan`, each feeding the next;
+/// returns the first group's channel (none when there is no video work).
+fn spawn_groups<'s>(
+    scope: &rayon::Scope<'s>,
+    results: &'s Results,
+    shared: &'s Shared<'s>,
+    scale_plan: &Plan,
+    jobs: Vec<VideoJob>,
+) -> Vec<WorkerTx> {
+    let mut jobs: Vec<Option<VideoJob>> = jobs.into_iter().map(Some).collect();
+    let mut next: Option<WorkerTx> = None;
+    for (g, range) in scale_plan.groups.iter().enumerate().rev() {
+        let members: Vec<MemberJob> = range
+            .clone()
+            .filter_map(|i| {
+                Some(MemberJob {
+                    member: scale_plan.members[i].clone(),
+                    index: i,
+                    job: jobs[i].take()?,
+                })
+            })
+            .collect();
+        let name = members
+            .first()
+            .map(|m| m.job.name.clone())
+            .unwrap_or_default();
+        let (tx, rx) = sync_channel(6);
+        let group = GroupJob {
+            members,
+            forward: scale_plan.forwarded(g),
+            next: next.take().map(|(_, tx)| tx),
+        };
+        spawn_worker(scope, results, move || worker::run_group(group, shared, rx));
+        next = Some((name, tx));
+    }
+    next.into_iter().collect()
 }
 
 /// A pool with one thread per worker.
@@ -282,7 +350,7 @@ impl Demux<'_, '_> {
                 return Err(HlsError::Interrupted);
             }
             let mut packet = ff::Packet::empty();
-            match packet.read(self.ictx) {
+            match cpu::time("", Stage::Demux, || packet.read(self.ictx)) {
                 Ok(()) => {}
                 Err(ff::Error::Eof) => return Ok(()),
                 Err(e) => {
@@ -294,7 +362,11 @@ impl Demux<'_, '_> {
             let index = packet.stream();
             if index == self.plan.video_index {
                 let fan = &mut self.fan;
-                self.decoder.push(&packet, &mut |f| fan.offer(f))?;
+                cpu::time("", Stage::Decode, || {
+                    self.decoder.push(&packet, &mut |f| {
+                        cpu::time("", Stage::Handoff, || fan.offer(f))
+                    })
+                })?;
                 if self.fan.satisfied() && self.audio_tx.is_none() {
                     // Only the thumbnail was wanted, and it is written.
                     return Ok(());
@@ -315,7 +387,10 @@ impl Demux<'_, '_> {
     /// worker the input ended.
     fn finish(&mut self, clock: SegmentClock, duration: f64) -> Result<(), HlsError> {
         let fan = &mut self.fan;
-        self.decoder.finish(&mut |f| fan.offer(f))?;
+        cpu::time("", Stage::Decode, || {
+            self.decoder
+                .finish(&mut |f| cpu::time("", Stage::Handoff, || fan.offer(f)))
+        })?;
         self.fan.flush()?;
         let ended_at = clock.frame_seconds(self.fan.frames_end().unwrap_or(0));
         let encoded_all = !self.fan.satisfied() && self.plan.first_segment == 0;

@@ -1,5 +1,6 @@
 //! The demux thread's side of "decode once": every decoded frame goes to
-//! every rendition worker, by reference.
+//! the first rendition group (and from it along the group pipeline), by
+//! reference.
 //!
 //! When a thumbnail is wanted, the first frames are held back until the
 //! frame at the thumbnail time has been decoded, written and announced, so
@@ -7,7 +8,7 @@
 //! decode. Frames before a resume point and repeated timestamps are dropped
 //! here, so workers see each output frame index once, in order.
 
-use super::worker::Msg;
+use super::worker::{Msg, Pictures};
 use super::HlsError;
 use crate::media::{ff, thumbnail, video::share_frame};
 use crate::progress::{Event, Reporter};
@@ -32,8 +33,8 @@ pub struct ThumbnailSlot<'a> {
     pub input: &'a str,
 }
 
-/// A video worker's channel, by rendition name.
-pub type WorkerTx = (String, SyncSender<Msg<ff::frame::Video>>);
+/// A group worker's channel, named by its first rendition.
+pub type WorkerTx = (String, SyncSender<Msg<Pictures>>);
 
 /// Sends decoded frames to the rendition workers.
 pub struct FrameFanOut<'a> {
@@ -144,10 +145,11 @@ impl<'a> FrameFanOut<'a> {
     fn send(&self, frame: &ff::frame::Video) -> Result<(), HlsError> {
         for (rendition, tx) in &self.workers {
             let shared = share_frame(frame).map_err(|e| HlsError::Internal(e.to_string()))?;
-            tx.send(Msg::Item(shared)).map_err(|_| HlsError::Worker {
-                rendition: rendition.clone(),
-                reason: "the worker stopped".into(),
-            })?;
+            tx.send(Msg::Item(vec![Some(shared)]))
+                .map_err(|_| HlsError::Worker {
+                    rendition: rendition.clone(),
+                    reason: "the worker stopped".into(),
+                })?;
         }
         Ok(())
     }

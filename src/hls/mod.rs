@@ -1,9 +1,10 @@
 //! `transcode-hls`: one input in, an adaptive-bitrate HLS package out.
 //!
 //! Data flow for one input: probe → thumbnail → ladder plan → one demux and
-//! one video decode on this thread → shared frames fanned out over bounded
-//! channels to one worker per rendition (a rayon pool sized to the workers)
-//! → each worker scales, encodes and cuts segments on the shared
+//! one video decode on this thread → shared frames passed over bounded
+//! channels along a pipeline of rendition groups, at most one per core (a
+//! rayon pool sized to the groups, [`scaling`]) → each group scales
+//! (cascading where that keeps the quality), encodes and cuts segments on the shared
 //! [`clock::SegmentClock`] → media playlists as each rendition completes →
 //! the master playlist last, only when all are complete. A
 //! [`checkpoint`] after every segment makes a re-run resume.
@@ -18,8 +19,10 @@ mod encode;
 mod fanout;
 pub mod ladder;
 pub mod playlist;
+pub mod scaling;
 mod worker;
 
+use crate::cpu;
 use crate::fingerprint::fingerprint;
 use crate::media::mux::SegmentFormat;
 use crate::media::probe::{describe, require_video, AudioInfo, MediaInfo, VideoInfo};
@@ -34,8 +37,9 @@ use clock::SegmentClock;
 use encode::EncodePlan;
 use ladder::{Ladder, Rendition};
 use playlist::{master_playlist, AudioGroup, Bandwidth, Variant};
+use scaling::Scaling;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use worker::AUDIO_RENDITION;
 
@@ -54,6 +58,9 @@ pub struct TranscodeSettings {
     pub preset: String,
     /// Highest output frame rate; faster sources are converted down.
     pub max_fps: u32,
+    /// Whether renditions are scaled from the next larger one or all from
+    /// the source.
+    pub scaling: Scaling,
     /// CPU threads to use in total (0: all cores). Not part of the output's
     /// identity, so changing it does not invalidate a checkpoint.
     #[serde(skip)]
@@ -74,6 +81,7 @@ impl Default for TranscodeSettings {
             segment_format: SegmentFormat::Ts,
             preset: "veryfast".into(),
             max_fps: 60,
+            scaling: Scaling::Cascade,
             threads: 0,
             audio_language: None,
         }
@@ -216,15 +224,33 @@ pub fn transcode(
         reporter,
         cancel,
     };
+    let started = cpu::process_cpu();
     let mut probed = run.probe()?;
     let (checkpoint, resuming) = run.open_checkpoint(&probed)?;
     let thumbnail_frame = run.thumbnail_frame(&probed, resuming);
     let pending = run.pending(&probed, &checkpoint);
-    if !pending.names.is_empty() || thumbnail_frame.is_some() {
+    let ledger = cpu::Ledger::default();
+    let encoded = !pending.names.is_empty() || thumbnail_frame.is_some();
+    if encoded {
         let plan = run.encode_plan(&probed, &pending, thumbnail_frame);
-        encode::encode(&run, &mut probed.input, &probed.info, &checkpoint, plan)?;
+        encode::encode(
+            &run,
+            &mut probed.input,
+            &probed.info,
+            &checkpoint,
+            plan,
+            &ledger,
+        )?;
     }
-    let master = run.publish(&probed, &checkpoint)?;
+    let spent = if encoded {
+        ledger.report(cpu::process_cpu().saturating_sub(started))
+    } else {
+        BTreeMap::new()
+    };
+    if !spent.is_empty() {
+        tracing::info!("{}: CPU seconds: {}", job.input, cpu::summary(&spent));
+    }
+    let master = run.publish(&probed, &checkpoint, spent)?;
     Ok(Published {
         master,
         encoded: pending.names,
@@ -428,11 +454,12 @@ impl<'a> Run<'a> {
         }
         let is_pending = |name: &str| pending.names.iter().any(|n| n == name);
         EncodePlan {
-            renditions: probed
+            renditions: probed.renditions.clone(),
+            source: (probed.video.display_width, probed.video.display_height),
+            pending: probed
                 .renditions
                 .iter()
-                .filter(|r| is_pending(&r.name))
-                .cloned()
+                .map(|r| is_pending(&r.name))
                 .collect(),
             audio: probed.audio.is_some() && is_pending(AUDIO_RENDITION),
             first_segment: pending.first_segment,
@@ -451,6 +478,7 @@ impl<'a> Run<'a> {
         &self,
         probed: &Probed,
         checkpoint: &CheckpointFile<'_>,
+        cpu: BTreeMap<String, f64>,
     ) -> Result<String, HlsError> {
         let master = write_master(
             self.job,
@@ -464,6 +492,7 @@ impl<'a> Run<'a> {
         self.reporter.report(Event::Done {
             input: self.job.input.clone(),
             master: master.clone(),
+            cpu,
         });
         Ok(master)
     }

@@ -1,23 +1,29 @@
-//! Rendition workers: one per video rendition plus one for audio.
+//! Rendition workers: one per group of video renditions (see
+//! [`super::scaling`]) plus one for audio.
 //!
-//! The demux thread sends every worker the same stream of [`Msg`]s. A video
-//! worker scales and encodes frames, forcing an IDR frame on each segment's
-//! first frame; the audio worker decodes and encodes packets. Both cut their
-//! muxer's output at segment boundaries given by the shared
+//! The demux thread sends the first video group each decoded frame and the
+//! audio worker each audio packet, as [`Msg`]s. A group worker makes each
+//! of its renditions' pictures (scaled from the frame or from a larger
+//! rendition's picture), passes the pictures later groups need to the next
+//! group, then encodes its renditions, forcing an IDR frame on each
+//! segment's first frame; the audio worker decodes and encodes packets.
+//! Both cut their muxer's output at segment boundaries given by the shared
 //! [`SegmentClock`], store the segment, record it in the checkpoint and
 //! announce it. A worker whose channel closes without [`Msg::End`] was
-//! aborted: it drops its unfinished segment and keeps the checkpoint.
+//! aborted: it drops its unfinished segments and keeps the checkpoint.
 
 use super::checkpoint::CheckpointFile;
 use super::clock::SegmentClock;
 use super::playlist::{iframe_playlist, media_playlist, Bandwidth, SegmentInfo};
+use super::scaling::{entry, Member};
 use super::HlsError;
+use crate::cpu::{self, Helpers, Ledger, Stage};
 use crate::media::mux::{SegmentFormat, SegmentMuxer, OUTPUT_ORIGIN_SECS};
-use crate::media::video::{open_h264, H264Settings, Scaler, VIDEO_TIME_BASE};
+use crate::media::video::{open_h264, share_frame, H264Settings, Scaler, VIDEO_TIME_BASE};
 use crate::media::{audio::AudioTranscoder, codecs, ff, MediaError};
 use crate::progress::{Event, Reporter, Throttle};
 use crate::storage::Destination;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 /// What the demux thread sends a worker.
 pub enum Msg<T> {
@@ -47,6 +53,8 @@ pub struct Shared<'a> {
     pub total_frames: u64,
     /// Segment index this run starts at (resume).
     pub first_segment: u32,
+    /// Where the workers' CPU figures go.
+    pub cpu: &'a Ledger,
 }
 
 /// How a worker ended.
@@ -94,7 +102,8 @@ impl<'a> Segmenter<'a> {
         if !self.open {
             return Ok(());
         }
-        let bytes = self.muxer.cut().map_err(|e| self.media_error(e))?;
+        let bytes = cpu::time(&self.rendition, Stage::Mux, || self.muxer.cut())
+            .map_err(|e| self.media_error(e))?;
         let iframe = match self.shared.format {
             SegmentFormat::Ts => self.iframe,
             SegmentFormat::Fmp4 => keyframe_size
@@ -111,11 +120,26 @@ impl<'a> Segmenter<'a> {
             self.open = false;
             return Ok(());
         }
-        put(self.shared, &format!("{}/{uri}", self.rendition), &bytes)?;
+        let part = self.rendition.clone();
+        cpu::time(&part, Stage::Store, || {
+            self.store(&uri, bytes.len() as u64, iframe, duration, &bytes)
+        })
+    }
+
+    /// Stores a cut segment, records it in the checkpoint and announces it.
+    fn store(
+        &mut self,
+        uri: &str,
+        size: u64,
+        iframe: Option<(u64, u64)>,
+        duration: f64,
+        bytes: &[u8],
+    ) -> Result<(), HlsError> {
+        put(self.shared, &format!("{}/{uri}", self.rendition), bytes)?;
         let info = SegmentInfo {
-            uri,
+            uri: uri.to_string(),
             duration,
-            bytes: bytes.len() as u64,
+            bytes: size,
             iframe,
         };
         let name = self.rendition.clone();
@@ -149,7 +173,8 @@ impl<'a> Segmenter<'a> {
 
     fn write(&mut self, packet: &mut ff::Packet, keyframe: bool) -> Result<(), HlsError> {
         self.open = true;
-        self.muxer.write(packet).map_err(|e| self.media_error(e))?;
+        cpu::time(&self.rendition, Stage::Mux, || self.muxer.write(packet))
+            .map_err(|e| self.media_error(e))?;
         if keyframe && self.iframe.is_none() && self.shared.format == SegmentFormat::Ts {
             self.iframe = Some((0, self.muxer.segment_position()));
         }
@@ -314,73 +339,227 @@ impl VideoEncode<'_> {
     }
 }
 
-/// Runs a video rendition until its channel ends.
-pub fn run_video(
-    job: VideoJob,
-    shared: &Shared<'_>,
-    rx: Receiver<Msg<ff::frame::Video>>,
-) -> Result<Finish, HlsError> {
-    let media_err = |e: MediaError| HlsError::Media(format!("{}: {e}", job.name), e);
-    let encoder = open_h264(&job.h264).map_err(media_err)?;
-    let (mut muxer, init) =
-        SegmentMuxer::new(shared.format, &encoder, VIDEO_TIME_BASE).map_err(media_err)?;
-    if shared.first_segment == 0 {
-        muxer.start_stream();
+/// One frame's pictures as they pass along the group pipeline: entry 0 is
+/// the decoded frame, entry `m + 1` member `m`'s picture (see
+/// [`entry`]); `None` where no later group needs it.
+pub type Pictures = Vec<Option<ff::frame::Video>>;
+
+/// One rendition of a group: scaled from an earlier entry, and encoded
+/// unless it is only scaled for a rendition below it.
+pub struct MemberJob {
+    /// Which member of the plan, and where its pictures come from.
+    pub member: Member,
+    /// Its index in the plan's members.
+    pub index: usize,
+    /// The rendition.
+    pub job: VideoJob,
+}
+
+/// What one group worker does.
+pub struct GroupJob {
+    /// Its renditions, largest first.
+    pub members: Vec<MemberJob>,
+    /// Entries the next group needs.
+    pub forward: Vec<usize>,
+    /// The next group's channel.
+    pub next: Option<SyncSender<Msg<Pictures>>>,
+}
+
+/// A member's scaler and, when it is encoded, its encoder.
+struct MemberWork<'a> {
+    name: String,
+    /// Entry this member's picture goes to.
+    entry: usize,
+    /// Entry it is scaled from.
+    from: usize,
+    scaler: Scaler,
+    video: Option<VideoEncode<'a>>,
+    /// The encoder's own threads.
+    encoder_threads: Helpers,
+    origin_frames: i64,
+    last_index: Option<u64>,
+    ticker: ProgressTicker,
+}
+
+impl<'a> MemberWork<'a> {
+    fn new(m: MemberJob, shared: &'a Shared<'a>) -> Result<Self, HlsError> {
+        let MemberJob { member, index, job } = m;
+        let mut encoder_threads = Helpers::default();
+        let video = if member.encode {
+            let media_err = |e: MediaError| HlsError::Media(format!("{}: {e}", job.name), e);
+            let (encoder, threads) = Helpers::around(|| open_h264(&job.h264));
+            encoder_threads = threads;
+            let encoder = encoder.map_err(media_err)?;
+            let (mut muxer, init) =
+                SegmentMuxer::new(shared.format, &encoder, VIDEO_TIME_BASE).map_err(media_err)?;
+            if shared.first_segment == 0 {
+                muxer.start_stream();
+            }
+            Some(VideoEncode {
+                codec: codecs_from_extradata(&encoder),
+                encoder,
+                seg: Segmenter::new(shared, &job.name, muxer, init)?,
+                clock: shared.clock,
+                segment_start: shared.clock.first_frame(shared.first_segment),
+                keyframe_size: None,
+            })
+        } else {
+            None
+        };
+        Ok(MemberWork {
+            entry: entry(Some(index)),
+            from: entry(member.parent),
+            scaler: Scaler::new(job.h264.width, job.h264.height),
+            name: job.name,
+            video,
+            encoder_threads,
+            origin_frames: job.origin_frames,
+            last_index: None,
+            ticker: ProgressTicker::new(),
+        })
     }
-    let clock = shared.clock;
-    let mut video = VideoEncode {
-        codec: codecs_from_extradata(&encoder),
-        encoder,
-        seg: Segmenter::new(shared, &job.name, muxer, init)?,
-        clock,
-        segment_start: clock.first_frame(shared.first_segment),
-        keyframe_size: None,
-    };
-    let mut scaler = Scaler::new(job.h264.width, job.h264.height);
-    let origin_ticks = OUTPUT_ORIGIN_SECS * 90_000;
-    let mut last_index: Option<u64> = None;
-    let ticker = ProgressTicker::new();
+
+    /// Makes this member's picture from an earlier entry of `pictures`.
+    fn scale(&mut self, pictures: &mut Pictures) -> Result<(), HlsError> {
+        let input = pictures
+            .get(self.from)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| HlsError::Internal(format!("{}: no picture to scale", self.name)))?;
+        let input = share_frame(input).map_err(|e| self.media_error(e))?;
+        let scaler = &mut self.scaler;
+        let picture = cpu::time(&self.name, Stage::Scale, || scaler.scale(input))
+            .map_err(|e| self.media_error(e))?;
+        if pictures.len() <= self.entry {
+            pictures.resize_with(self.entry + 1, || None);
+        }
+        pictures[self.entry] = Some(picture);
+        Ok(())
+    }
+
+    /// Encodes this member's picture of frame `pts`, if it is encoded.
+    fn encode(
+        &mut self,
+        shared: &Shared<'_>,
+        pictures: &Pictures,
+        pts: i64,
+    ) -> Result<(), HlsError> {
+        let Some(video) = self.video.as_mut() else {
+            return Ok(());
+        };
+        let Some(picture) = pictures.get(self.entry).and_then(Option::as_ref) else {
+            return Ok(());
+        };
+        let clock = shared.clock;
+        let index = (pts - self.origin_frames) as u64;
+        let mut frame = share_frame(picture).map_err(|e| video.seg.media_error(e))?;
+        let ticks =
+            u128::from(index) * 90_000 * u128::from(clock.fps_den) / u128::from(clock.fps_num);
+        frame.set_pts(Some(ticks as i64 + OUTPUT_ORIGIN_SECS * 90_000));
+        // The first frame of every segment (and of a resumed run) is an IDR.
+        let kind = if clock.starts_segment(index) || self.last_index.is_none() {
+            ff::picture::Type::I
+        } else {
+            ff::picture::Type::None
+        };
+        frame.set_kind(kind);
+        cpu::time(&self.name, Stage::Encode, || video.encode(Some(&frame)))?;
+        self.last_index = Some(index);
+        self.ticker.tick(shared, &self.name, index + 1);
+        Ok(())
+    }
+
+    /// At the end of the input: flushes the encoder, cuts the last
+    /// segment and writes the playlists.
+    fn finish(self, shared: &Shared<'_>) -> Result<(), HlsError> {
+        let Some(mut video) = self.video else {
+            return Ok(());
+        };
+        let clock = shared.clock;
+        cpu::time(&self.name, Stage::Encode, || video.encode(None))?;
+        cpu::add(&self.name, Stage::Encode, self.encoder_threads.cpu());
+        let end = self.last_index.map_or(video.segment_start, |i| i + 1);
+        let duration = clock.frame_seconds(end.saturating_sub(video.segment_start));
+        video.seg.cut(duration, video.keyframe_size)?;
+        let codec = video.codec.or_else(|| {
+            let state = shared.checkpoint.snapshot();
+            state
+                .renditions
+                .get(&self.name)
+                .and_then(|r| r.codec.clone())
+        });
+        cpu::time(&self.name, Stage::Store, || video.seg.complete(codec))
+    }
+
+    fn media_error(&self, e: MediaError) -> HlsError {
+        HlsError::Media(format!("{}: {e}", self.name), e)
+    }
+}
+
+/// Runs a group of video renditions until its channel ends: for each
+/// frame, every member's picture is scaled, the pictures the next group
+/// needs are passed on, then every encoded member encodes its picture.
+pub fn run_group(
+    group: GroupJob,
+    shared: &Shared<'_>,
+    rx: Receiver<Msg<Pictures>>,
+) -> Result<Finish, HlsError> {
+    cpu::reset();
+    let GroupJob {
+        members,
+        forward,
+        next,
+    } = group;
+    let mut members = members
+        .into_iter()
+        .map(|m| MemberWork::new(m, shared))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut ended = false;
     for msg in rx.iter() {
-        let frame = match msg {
-            Msg::Item(frame) => frame,
+        let mut pictures = match msg {
+            Msg::Item(pictures) => pictures,
             Msg::End => {
                 ended = true;
                 break;
             }
         };
-        let Some(pts) = frame.pts() else { continue };
-        let index = (pts - job.origin_frames) as u64;
-        let mut scaled = scaler.scale(frame).map_err(media_err)?;
-        let ticks =
-            u128::from(index) * 90_000 * u128::from(clock.fps_den) / u128::from(clock.fps_num);
-        scaled.set_pts(Some(ticks as i64 + origin_ticks));
-        // The first frame of every segment (and of a resumed run) is an IDR.
-        let kind = if clock.starts_segment(index) || last_index.is_none() {
-            ff::picture::Type::I
-        } else {
-            ff::picture::Type::None
+        // Every picture of a frame carries the decoded frame's timestamp.
+        let Some(pts) = pictures.iter().flatten().find_map(|f| f.pts()) else {
+            continue;
         };
-        scaled.set_kind(kind);
-        video.encode(Some(&scaled))?;
-        last_index = Some(index);
-        ticker.tick(shared, &job.name, index + 1);
+        for m in &mut members {
+            m.scale(&mut pictures)?;
+        }
+        if let Some(next) = &next {
+            let passed = forward
+                .iter()
+                .map(|&e| (e, pictures.get(e).and_then(Option::as_ref)))
+                .try_fold(Vec::new(), |mut passed: Pictures, (e, p)| {
+                    if passed.len() <= e {
+                        passed.resize_with(e + 1, || None);
+                    }
+                    passed[e] = p.map(share_frame).transpose()?;
+                    Ok::<_, MediaError>(passed)
+                })
+                .map_err(|e| HlsError::Internal(e.to_string()))?;
+            if next.send(Msg::Item(passed)).is_err() {
+                // The next group stopped; its own result says why.
+                return Ok(Finish::Aborted);
+            }
+        }
+        for m in &mut members {
+            m.encode(shared, &pictures, pts)?;
+        }
     }
     if !ended {
         return Ok(Finish::Aborted);
     }
-    video.encode(None)?;
-    let end = last_index.map_or(video.segment_start, |i| i + 1);
-    let duration = clock.frame_seconds(end.saturating_sub(video.segment_start));
-    video.seg.cut(duration, video.keyframe_size)?;
-    let codec = video.codec.or_else(|| {
-        let state = shared.checkpoint.snapshot();
-        state
-            .renditions
-            .get(&job.name)
-            .and_then(|r| r.codec.clone())
-    });
-    video.seg.complete(codec)?;
+    if let Some(next) = &next {
+        let _ = next.send(Msg::End);
+    }
+    for m in members {
+        m.finish(shared)?;
+    }
+    shared.cpu.collect();
     Ok(Finish::Complete)
 }
 
@@ -412,6 +591,7 @@ pub fn run_audio(
     shared: &Shared<'_>,
     rx: Receiver<Msg<ff::Packet>>,
 ) -> Result<Finish, HlsError> {
+    cpu::reset();
     let media_err = |e: MediaError| HlsError::Media(format!("audio: {e}"), e);
     let AudioJob { mut transcoder } = job;
     let rate = crate::media::audio::SAMPLE_RATE;
@@ -453,7 +633,9 @@ pub fn run_audio(
     let mut ended = false;
     for msg in rx.iter() {
         match msg {
-            Msg::Item(packet) => transcoder.push(&packet, &mut |p| handle(p, &mut seg))?,
+            Msg::Item(packet) => cpu::time(AUDIO_RENDITION, Stage::Encode, || {
+                transcoder.push(&packet, &mut |p| handle(p, &mut seg))
+            })?,
             Msg::End => {
                 ended = true;
                 break;
@@ -463,8 +645,13 @@ pub fn run_audio(
     if !ended {
         return Ok(Finish::Aborted);
     }
-    transcoder.finish(&mut |p| handle(p, &mut seg))?;
+    cpu::time(AUDIO_RENDITION, Stage::Encode, || {
+        transcoder.finish(&mut |p| handle(p, &mut seg))
+    })?;
     seg.cut(samples_in_segment as f64 / f64::from(rate), None)?;
-    seg.complete(Some(codecs::AAC_LC.to_string()))?;
+    cpu::time(AUDIO_RENDITION, Stage::Store, || {
+        seg.complete(Some(codecs::AAC_LC.to_string()))
+    })?;
+    shared.cpu.collect();
     Ok(Finish::Complete)
 }

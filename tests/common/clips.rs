@@ -95,3 +95,25 @@ pub fn make_clip(dir: &Path, name: &str, spec: &ClipSpec) -> PathBuf {
     }
     path
 }
+
+/// A clip that scales like camera footage: a slow zoom into the Mandelbrot
+/// set (fine detail everywhere, moving every frame) with film grain, as the
+/// transcode benchmark uses; no audio.
+pub fn make_natural_clip(dir: &Path, name: &str, width: u32, height: u32, seconds: f64) -> PathBuf {
+    let path = dir.join(name);
+    let out = run(Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "mandelbrot=size={width}x{height}:rate=25:start_scale=3:end_scale=0.3:inner=mincol,\
+             noise=alls=4:allf=t,format=yuv420p"
+        ))
+        .args(["-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-preset", "fast", "-crf", "16"])
+        .arg(&path));
+    assert!(
+        out.status.success(),
+        "ffmpeg failed to make {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
