@@ -11,11 +11,12 @@
 
 use super::checkpoint::CheckpointFile;
 use super::clock::SegmentClock;
-use super::fanout::{FrameFanOut, ThumbnailSlot, WorkerTx};
+use super::fanout::{FirstGroup, FrameFanOut, ThumbnailSlot, WorkerTx};
 use super::ladder::Rendition;
 use super::scaling::Plan;
 use super::worker::{
-    self, AudioJob, Finish, GroupJob, MemberJob, Msg, Shared, VideoJob, AUDIO_RENDITION,
+    self, AudioJob, Finish, GroupJob, GroupWorker, MemberJob, Msg, Shared, VideoJob,
+    AUDIO_RENDITION,
 };
 use super::{rendition_threads, HlsError, Run};
 use crate::cpu::{self, Helpers, Ledger, Stage};
@@ -104,14 +105,21 @@ pub(super) fn encode(
     let results: Results = Mutex::new(Vec::new());
     let mut demux_error: Option<HlsError> = None;
     pool.in_place_scope(|scope| {
-        let video_tx = spawn_groups(scope, &results, &shared, &scale_plan, video_jobs);
+        let inline = cores(run.settings.threads) == 1;
+        let video = match spawn_groups(scope, &results, &shared, &scale_plan, video_jobs, inline) {
+            Ok(video) => video,
+            Err(e) => {
+                demux_error = Some(e);
+                return;
+            }
+        };
         let audio_tx = audio_job.map(|job| {
             let (tx, rx) = sync_channel(64);
             spawn_worker(scope, &results, || worker::run_audio(job, &shared, rx));
             tx
         });
         let fan = FrameFanOut::new(
-            video_tx,
+            video,
             origin_frames,
             clock.first_frame(plan.first_segment),
             decoder.output_time_base(plan.fps),
@@ -241,14 +249,17 @@ fn video_jobs(
 }
 
 /// Starts one worker per group of `scale_plan`, each feeding the next;
-/// returns the first group's channel (none when there is no video work).
+/// returns where decoded frames go (none when there is no video work).
+/// With `inline`, a single group is not started but returned, to run on
+/// the demux thread.
 fn spawn_groups<'s>(
     scope: &rayon::Scope<'s>,
     results: &'s Results,
     shared: &'s Shared<'s>,
     scale_plan: &Plan,
     jobs: Vec<VideoJob>,
-) -> Vec<WorkerTx> {
+    inline: bool,
+) -> Result<Option<FirstGroup<'s>>, HlsError> {
     let mut jobs: Vec<Option<VideoJob>> = jobs.into_iter().map(Some).collect();
     let mut next: Option<WorkerTx> = None;
     for (g, range) in scale_plan.groups.iter().enumerate().rev() {
@@ -266,16 +277,20 @@ fn spawn_groups<'s>(
             .first()
             .map(|m| m.job.name.clone())
             .unwrap_or_default();
-        let (tx, rx) = sync_channel(6);
         let group = GroupJob {
             members,
             forward: scale_plan.forwarded(g),
             next: next.take().map(|(_, tx)| tx),
         };
+        if inline && scale_plan.groups.len() == 1 {
+            let worker = GroupWorker::new(group, shared)?;
+            return Ok(Some(FirstGroup::Inline(Box::new(worker))));
+        }
+        let (tx, rx) = sync_channel(6);
         spawn_worker(scope, results, move || worker::run_group(group, shared, rx));
         next = Some((name, tx));
     }
-    next.into_iter().collect()
+    Ok(next.map(FirstGroup::Thread))
 }
 
 /// A pool with one thread per worker.
@@ -399,7 +414,7 @@ impl Demux<'_, '_> {
                 "the video ends after {ended_at:.1}s of the {duration:.1}s the container declares: the file is truncated or damaged"
             )));
         }
-        self.fan.end();
+        self.fan.end()?;
         if let Some(tx) = &self.audio_tx {
             let _ = tx.send(Msg::End);
         }

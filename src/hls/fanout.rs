@@ -8,7 +8,7 @@
 //! decode. Frames before a resume point and repeated timestamps are dropped
 //! here, so workers see each output frame index once, in order.
 
-use super::worker::{Msg, Pictures};
+use super::worker::{GroupWorker, Msg, Pictures};
 use super::HlsError;
 use crate::media::{ff, thumbnail, video::share_frame};
 use crate::progress::{Event, Reporter};
@@ -36,9 +36,18 @@ pub struct ThumbnailSlot<'a> {
 /// A group worker's channel, named by its first rendition.
 pub type WorkerTx = (String, SyncSender<Msg<Pictures>>);
 
+/// Where decoded frames go.
+pub enum FirstGroup<'a> {
+    /// The first group's thread.
+    Thread(WorkerTx),
+    /// The only group, run on the demux thread itself: on one core, a
+    /// thread of its own would only take turns with the decoder.
+    Inline(Box<GroupWorker<'a>>),
+}
+
 /// Sends decoded frames to the rendition workers.
 pub struct FrameFanOut<'a> {
-    workers: Vec<WorkerTx>,
+    video: Option<FirstGroup<'a>>,
     /// Frame timestamp of output frame 0.
     origin: i64,
     /// First frame this run encodes (the resume point).
@@ -51,17 +60,17 @@ pub struct FrameFanOut<'a> {
 }
 
 impl<'a> FrameFanOut<'a> {
-    /// A fan-out to `workers`; frames carry `origin + index` timestamps in
+    /// A fan-out to `video`; frames carry `origin + index` timestamps in
     /// `time_base`, and frames before index `first` are dropped.
     pub fn new(
-        workers: Vec<WorkerTx>,
+        video: Option<FirstGroup<'a>>,
         origin: i64,
         first: u64,
         time_base: ff::Rational,
         thumbnail: Option<ThumbnailSlot<'a>>,
     ) -> Self {
         FrameFanOut {
-            workers,
+            video,
             origin,
             first,
             time_base,
@@ -103,17 +112,25 @@ impl<'a> FrameFanOut<'a> {
         Ok(())
     }
 
-    /// Tells every worker the input ended normally.
-    pub fn end(&self) {
-        for (_, tx) in &self.workers {
-            let _ = tx.send(Msg::End);
+    /// Tells the first group the input ended normally (finishing it, when
+    /// it runs here).
+    pub fn end(&mut self) -> Result<(), HlsError> {
+        match self.video.take() {
+            Some(FirstGroup::Thread((_, tx))) => {
+                let _ = tx.send(Msg::End);
+            }
+            Some(FirstGroup::Inline(group)) => {
+                group.end()?;
+            }
+            None => {}
         }
+        Ok(())
     }
 
     /// Whether nothing more is needed from the input: no worker to feed and
     /// no thumbnail to wait for.
     pub fn satisfied(&self) -> bool {
-        self.workers.is_empty() && self.thumbnail.is_none()
+        self.video.is_none() && self.thumbnail.is_none()
     }
 
     /// Index one past the last frame sent, if any.
@@ -142,15 +159,20 @@ impl<'a> FrameFanOut<'a> {
         Ok(())
     }
 
-    fn send(&self, frame: &ff::frame::Video) -> Result<(), HlsError> {
-        for (rendition, tx) in &self.workers {
-            let shared = share_frame(frame).map_err(|e| HlsError::Internal(e.to_string()))?;
-            tx.send(Msg::Item(vec![Some(shared)]))
-                .map_err(|_| HlsError::Worker {
-                    rendition: rendition.clone(),
-                    reason: "the worker stopped".into(),
-                })?;
+    fn send(&mut self, frame: &ff::frame::Video) -> Result<(), HlsError> {
+        let Some(video) = self.video.as_mut() else {
+            return Ok(());
+        };
+        let shared = share_frame(frame).map_err(|e| HlsError::Internal(e.to_string()))?;
+        match video {
+            FirstGroup::Thread((rendition, tx)) => {
+                tx.send(Msg::Item(vec![Some(shared)]))
+                    .map_err(|_| HlsError::Worker {
+                        rendition: rendition.clone(),
+                        reason: "the worker stopped".into(),
+                    })
+            }
+            FirstGroup::Inline(group) => group.frame(vec![Some(shared)]).map(drop),
         }
-        Ok(())
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Data flow for one input: probe → thumbnail → ladder plan → one demux and
 //! one video decode on this thread → shared frames passed over bounded
-//! channels along a pipeline of rendition groups, at most one per core (a
-//! rayon pool sized to the groups, [`scaling`]) → each group scales
-//! (cascading where that keeps the quality), encodes and cuts segments on the shared
+//! channels along a pipeline of rendition workers, one per rendition (a
+//! rayon pool sized to them; on one core all renditions run on this
+//! thread, [`scaling`]) → each worker scales (cascading where that keeps
+//! the quality), encodes and cuts segments on the shared
 //! [`clock::SegmentClock`] → media playlists as each rendition completes →
 //! the master playlist last, only when all are complete. A
 //! [`checkpoint`] after every segment makes a re-run resume.

@@ -495,42 +495,45 @@ impl<'a> MemberWork<'a> {
     }
 }
 
-/// Runs a group of video renditions until its channel ends: for each
-/// frame, every member's picture is scaled, the pictures the next group
-/// needs are passed on, then every encoded member encodes its picture.
-pub fn run_group(
-    group: GroupJob,
-    shared: &Shared<'_>,
-    rx: Receiver<Msg<Pictures>>,
-) -> Result<Finish, HlsError> {
-    cpu::reset();
-    let GroupJob {
-        members,
-        forward,
-        next,
-    } = group;
-    let mut members = members
-        .into_iter()
-        .map(|m| MemberWork::new(m, shared))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut ended = false;
-    for msg in rx.iter() {
-        let mut pictures = match msg {
-            Msg::Item(pictures) => pictures,
-            Msg::End => {
-                ended = true;
-                break;
-            }
-        };
+/// A group of video renditions at work: for each frame, every member's
+/// picture is scaled, the pictures the next group needs are passed on,
+/// then every encoded member encodes its picture.
+pub struct GroupWorker<'a> {
+    shared: &'a Shared<'a>,
+    members: Vec<MemberWork<'a>>,
+    forward: Vec<usize>,
+    next: Option<SyncSender<Msg<Pictures>>>,
+}
+
+impl<'a> GroupWorker<'a> {
+    /// Opens the group's encoders.
+    pub fn new(group: GroupJob, shared: &'a Shared<'a>) -> Result<Self, HlsError> {
+        let members = group
+            .members
+            .into_iter()
+            .map(|m| MemberWork::new(m, shared))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(GroupWorker {
+            shared,
+            members,
+            forward: group.forward,
+            next: group.next,
+        })
+    }
+
+    /// Handles one frame's pictures; `Ok(false)` when the next group has
+    /// stopped (its own result says why).
+    pub fn frame(&mut self, mut pictures: Pictures) -> Result<bool, HlsError> {
         // Every picture of a frame carries the decoded frame's timestamp.
         let Some(pts) = pictures.iter().flatten().find_map(|f| f.pts()) else {
-            continue;
+            return Ok(true);
         };
-        for m in &mut members {
+        for m in &mut self.members {
             m.scale(&mut pictures)?;
         }
-        if let Some(next) = &next {
-            let passed = forward
+        if let Some(next) = &self.next {
+            let passed = self
+                .forward
                 .iter()
                 .map(|&e| (e, pictures.get(e).and_then(Option::as_ref)))
                 .try_fold(Vec::new(), |mut passed: Pictures, (e, p)| {
@@ -542,25 +545,49 @@ pub fn run_group(
                 })
                 .map_err(|e| HlsError::Internal(e.to_string()))?;
             if next.send(Msg::Item(passed)).is_err() {
-                // The next group stopped; its own result says why.
-                return Ok(Finish::Aborted);
+                return Ok(false);
             }
         }
-        for m in &mut members {
-            m.encode(shared, &pictures, pts)?;
+        for m in &mut self.members {
+            m.encode(self.shared, &pictures, pts)?;
+        }
+        Ok(true)
+    }
+
+    /// At the end of the input: tells the next group, finishes every
+    /// rendition and hands over this thread's CPU figures.
+    pub fn end(self) -> Result<Finish, HlsError> {
+        if let Some(next) = &self.next {
+            let _ = next.send(Msg::End);
+        }
+        for m in self.members {
+            m.finish(self.shared)?;
+        }
+        self.shared.cpu.collect();
+        Ok(Finish::Complete)
+    }
+}
+
+/// Runs a group of video renditions on its own thread until its channel
+/// ends.
+pub fn run_group(
+    group: GroupJob,
+    shared: &Shared<'_>,
+    rx: Receiver<Msg<Pictures>>,
+) -> Result<Finish, HlsError> {
+    cpu::reset();
+    let mut worker = GroupWorker::new(group, shared)?;
+    for msg in rx.iter() {
+        match msg {
+            Msg::Item(pictures) => {
+                if !worker.frame(pictures)? {
+                    return Ok(Finish::Aborted);
+                }
+            }
+            Msg::End => return worker.end(),
         }
     }
-    if !ended {
-        return Ok(Finish::Aborted);
-    }
-    if let Some(next) = &next {
-        let _ = next.send(Msg::End);
-    }
-    for m in members {
-        m.finish(shared)?;
-    }
-    shared.cpu.collect();
-    Ok(Finish::Complete)
+    Ok(Finish::Aborted)
 }
 
 fn codecs_from_extradata(encoder: &ff::encoder::video::Encoder) -> Option<String> {
