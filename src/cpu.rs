@@ -3,10 +3,11 @@
 //!
 //! Each thread reads its own CPU clock around the calls of a stage
 //! ([`time`], nested calls counted once, to the innermost stage) and moves
-//! its figures into the input's [`Ledger`] when it ends. Threads that libav and x264 start for themselves (frame threads)
-//! are found by name: they inherit the name of the thread that opened the
-//! decoder or encoder ([`Helpers`]), and their CPU is added to that stage
-//! before the codec is closed. What no stage accounts for (thread
+//! its figures into the input's [`Ledger`] when it ends. Threads that libav
+//! and x264 start for themselves (frame threads) are found by name: they
+//! inherit the name of the thread that opened the decoder or encoder
+//! ([`Helpers`]), and their CPU is added to that stage before the codec is
+//! closed. What no stage accounts for (thread
 //! start-up, channel hand-offs, the probe) is `other`.
 
 use std::cell::RefCell;

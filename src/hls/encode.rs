@@ -81,14 +81,15 @@ pub(super) fn encode(
         / f64::from(plan.fps.denominator()))
     .round() as i64;
     let audio_job = audio_job(ictx, &plan, run, resume_at)?;
+    let cores = cores(run.settings.threads);
     let scale_plan = Plan::new(
         &plan.renditions,
         plan.source,
         &plan.pending,
         run.settings.scaling,
-        cores(run.settings.threads),
+        cores,
     );
-    let video_jobs = video_jobs(&plan, &scale_plan, run, clock, origin_frames);
+    let video_jobs = video_jobs(&plan, &scale_plan, run, clock, origin_frames, cores);
     let shared = Shared {
         input: &run.job.input,
         dest: run.dest,
@@ -105,7 +106,7 @@ pub(super) fn encode(
     let results: Results = Mutex::new(Vec::new());
     let mut demux_error: Option<HlsError> = None;
     pool.in_place_scope(|scope| {
-        let inline = cores(run.settings.threads) == 1;
+        let inline = cores == 1;
         let video = match spawn_groups(scope, &results, &shared, &scale_plan, video_jobs, inline) {
             Ok(video) => video,
             Err(e) => {
@@ -212,6 +213,7 @@ fn video_jobs(
     run: &Run<'_>,
     clock: SegmentClock,
     origin_frames: i64,
+    cores: usize,
 ) -> Vec<VideoJob> {
     let settings = run.settings;
     let encoded: Vec<Rendition> = scale_plan
@@ -220,7 +222,7 @@ fn video_jobs(
         .filter(|m| m.encode)
         .map(|m| plan.renditions[m.rendition].clone())
         .collect();
-    let mut threads = rendition_threads(&encoded, cores(settings.threads)).into_iter();
+    let mut threads = rendition_threads(&encoded, cores).into_iter();
     let keyint = (u64::from(settings.segment_ms) * u64::from(clock.fps_num))
         .div_ceil(1000 * u64::from(clock.fps_den)) as u32
         + 1;

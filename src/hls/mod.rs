@@ -230,10 +230,10 @@ pub fn transcode(
     let (checkpoint, resuming) = run.open_checkpoint(&probed)?;
     let thumbnail_frame = run.thumbnail_frame(&probed, resuming);
     let pending = run.pending(&probed, &checkpoint);
-    let ledger = cpu::Ledger::default();
-    let encoded = !pending.names.is_empty() || thumbnail_frame.is_some();
-    if encoded {
+    let mut spent = BTreeMap::new();
+    if !pending.names.is_empty() || thumbnail_frame.is_some() {
         let plan = run.encode_plan(&probed, &pending, thumbnail_frame);
+        let ledger = cpu::Ledger::default();
         encode::encode(
             &run,
             &mut probed.input,
@@ -242,13 +242,7 @@ pub fn transcode(
             plan,
             &ledger,
         )?;
-    }
-    let spent = if encoded {
-        ledger.report(cpu::process_cpu().saturating_sub(started))
-    } else {
-        BTreeMap::new()
-    };
-    if !spent.is_empty() {
+        spent = ledger.report(cpu::process_cpu().saturating_sub(started));
         tracing::info!("{}: CPU seconds: {}", job.input, cpu::summary(&spent));
     }
     let master = run.publish(&probed, &checkpoint, spent)?;

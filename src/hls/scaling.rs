@@ -121,9 +121,8 @@ pub fn entry(member: Option<usize>) -> usize {
 
 impl Plan {
     /// The members for the renditions marked in `pending` (of a source of
-    /// `source` pixels), plus the
-    /// complete renditions their pictures are scaled from, split into at
-    /// most `cores` groups.
+    /// `source` pixels), plus the complete renditions their pictures are
+    /// scaled from, split into groups for `cores` ([`groups`]).
     pub fn new(
         renditions: &[Rendition],
         source: (u32, u32),

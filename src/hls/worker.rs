@@ -122,7 +122,7 @@ impl<'a> Segmenter<'a> {
         }
         let part = self.rendition.clone();
         cpu::time(&part, Stage::Store, || {
-            self.store(&uri, bytes.len() as u64, iframe, duration, &bytes)
+            self.store(&uri, iframe, duration, &bytes)
         })
     }
 
@@ -130,7 +130,6 @@ impl<'a> Segmenter<'a> {
     fn store(
         &mut self,
         uri: &str,
-        size: u64,
         iframe: Option<(u64, u64)>,
         duration: f64,
         bytes: &[u8],
@@ -139,7 +138,7 @@ impl<'a> Segmenter<'a> {
         let info = SegmentInfo {
             uri: uri.to_string(),
             duration,
-            bytes: size,
+            bytes: bytes.len() as u64,
             iframe,
         };
         let name = self.rendition.clone();
@@ -344,6 +343,14 @@ impl VideoEncode<'_> {
 /// [`entry`]); `None` where no later group needs it.
 pub type Pictures = Vec<Option<ff::frame::Video>>;
 
+/// Puts `picture` at `entry`, growing `pictures` as needed.
+fn set_entry(pictures: &mut Pictures, entry: usize, picture: ff::frame::Video) {
+    if pictures.len() <= entry {
+        pictures.resize_with(entry + 1, || None);
+    }
+    pictures[entry] = Some(picture);
+}
+
 /// One rendition of a group: scaled from an earlier entry, and encoded
 /// unless it is only scaled for a rendition below it.
 pub struct MemberJob {
@@ -429,10 +436,7 @@ impl<'a> MemberWork<'a> {
         let scaler = &mut self.scaler;
         let picture = cpu::time(&self.name, Stage::Scale, || scaler.scale(input))
             .map_err(|e| self.media_error(e))?;
-        if pictures.len() <= self.entry {
-            pictures.resize_with(self.entry + 1, || None);
-        }
-        pictures[self.entry] = Some(picture);
+        set_entry(pictures, self.entry, picture);
         Ok(())
     }
 
@@ -532,18 +536,14 @@ impl<'a> GroupWorker<'a> {
             m.scale(&mut pictures)?;
         }
         if let Some(next) = &self.next {
-            let passed = self
-                .forward
-                .iter()
-                .map(|&e| (e, pictures.get(e).and_then(Option::as_ref)))
-                .try_fold(Vec::new(), |mut passed: Pictures, (e, p)| {
-                    if passed.len() <= e {
-                        passed.resize_with(e + 1, || None);
-                    }
-                    passed[e] = p.map(share_frame).transpose()?;
-                    Ok::<_, MediaError>(passed)
-                })
-                .map_err(|e| HlsError::Internal(e.to_string()))?;
+            let mut passed = Pictures::new();
+            for &e in &self.forward {
+                if let Some(picture) = pictures.get(e).and_then(Option::as_ref) {
+                    let shared =
+                        share_frame(picture).map_err(|e| HlsError::Internal(e.to_string()))?;
+                    set_entry(&mut passed, e, shared);
+                }
+            }
             if next.send(Msg::Item(passed)).is_err() {
                 return Ok(false);
             }
