@@ -62,11 +62,9 @@ impl Layers {
         let top = layers.section("");
         let progress = top.get(
             "progress",
-            cli.progress
-                .map(|p| progress_name(p).to_string())
-                .as_deref(),
+            cli.progress.map(choice_name).as_deref(),
             layers.file.progress.as_ref(),
-            parse_progress,
+            parse_choice::<ProgressMode>,
         )?;
         let verbose = top.get("verbose", None, layers.file.verbose.as_ref(), parse_count)?;
         let quiet = top.get("quiet", None, layers.file.quiet.as_ref(), parse_count)?;
@@ -237,18 +235,30 @@ pub fn usage(message: impl Into<String>) -> SettingsError {
     SettingsError::Usage(message.into())
 }
 
-fn progress_name(mode: ProgressMode) -> &'static str {
-    match mode {
-        ProgressMode::Auto => "auto",
-        ProgressMode::Bars => "bars",
-        ProgressMode::Json => "json",
-        ProgressMode::None => "none",
-    }
+/// The name clap gives a value of a choice flag (`fmp4`): how a typed
+/// flag joins the layers below it, which hold text.
+pub fn choice_name<T: clap::ValueEnum>(value: T) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }
 
-fn parse_progress(s: &str) -> Result<ProgressMode, String> {
-    <ProgressMode as clap::ValueEnum>::from_str(s, true)
-        .map_err(|_| "must be auto, bars, json or none".to_string())
+/// A choice flag's value from a config file or variable, read as clap
+/// reads the flag (any case); otherwise `must be ts or fmp4`.
+pub fn parse_choice<T: clap::ValueEnum>(s: &str) -> Result<T, String> {
+    T::from_str(s, true).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .map(|v| choice_name(v.clone()))
+            .collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => {
+                format!("must be {} or {last}", rest.join(", "))
+            }
+            _ => format!("must be {}", names.join("")),
+        }
+    })
 }
 
 fn parse_count(s: &str) -> Result<u8, String> {
@@ -405,6 +415,29 @@ mod tests {
     use super::testing::layers;
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn choices_read_as_clap_reads_them_and_name_every_value_when_wrong() {
+        use crate::cli::args::{EngineArg, ScalingArg, SegmentFormatArg};
+        assert_eq!(parse_choice::<ProgressMode>("JSON"), Ok(ProgressMode::Json));
+        assert_eq!(choice_name(SegmentFormatArg::Fmp4), "fmp4");
+        assert_eq!(
+            parse_choice::<ProgressMode>("x"),
+            Err("must be auto, bars, json or none".to_string())
+        );
+        assert_eq!(
+            parse_choice::<SegmentFormatArg>("mkv"),
+            Err("must be ts or fmp4".to_string())
+        );
+        assert_eq!(
+            parse_choice::<ScalingArg>("up"),
+            Err("must be cascade or direct".to_string())
+        );
+        assert_eq!(
+            parse_choice::<EngineArg>("x").map(choice_name),
+            Err("must be libav or command".to_string())
+        );
+    }
 
     /// One-shot actions are not defaults a config file could hold.
     const NOT_CONFIG_KEYS: &[&str] = &[

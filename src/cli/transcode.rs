@@ -9,7 +9,8 @@ use super::args::{ScalingArg, SegmentFormatArg, TranscodeArgs};
 use super::context::{batch_outcome, Ctx};
 use super::error::{CliError, SettingsError};
 use super::layers::{
-    parse_audio_bitrate, parse_number, parse_preset, parse_segment_ms, parse_threads, usage, Layers,
+    choice_name, parse_audio_bitrate, parse_choice, parse_number, parse_preset, parse_segment_ms,
+    parse_threads, usage, Layers,
 };
 use super::Outcome;
 use vidpipe::hls::ladder::Ladder;
@@ -60,10 +61,15 @@ pub fn settings(layers: &Layers, args: &TranscodeArgs) -> Result<TranscodeRun, S
         })?;
     let segment_format = s.or(
         "segment-format",
-        args.segment_format.map(format_name),
+        args.segment_format.map(choice_name).as_deref(),
         cfg.segment_format.as_ref(),
         defaults.segment_format,
-        parse_segment_format,
+        |v| {
+            parse_choice(v).map(|f| match f {
+                SegmentFormatArg::Ts => SegmentFormat::Ts,
+                SegmentFormatArg::Fmp4 => SegmentFormat::Fmp4,
+            })
+        },
     )?;
     let settings = TranscodeSettings {
         ladder: s.or(
@@ -104,10 +110,15 @@ pub fn settings(layers: &Layers, args: &TranscodeArgs) -> Result<TranscodeRun, S
         )?,
         scaling: s.or(
             "scaling",
-            args.scaling.map(scaling_name),
+            args.scaling.map(choice_name).as_deref(),
             cfg.scaling.as_ref(),
             defaults.scaling,
-            parse_scaling,
+            |v| {
+                parse_choice(v).map(|s| match s {
+                    ScalingArg::Cascade => Scaling::Cascade,
+                    ScalingArg::Direct => Scaling::Direct,
+                })
+            },
         )?,
         threads: s.or(
             "threads",
@@ -140,36 +151,6 @@ pub fn settings(layers: &Layers, args: &TranscodeArgs) -> Result<TranscodeRun, S
         )?,
         settings,
     })
-}
-
-fn format_name(f: SegmentFormatArg) -> &'static str {
-    match f {
-        SegmentFormatArg::Ts => "ts",
-        SegmentFormatArg::Fmp4 => "fmp4",
-    }
-}
-
-fn parse_segment_format(s: &str) -> Result<SegmentFormat, String> {
-    match <SegmentFormatArg as clap::ValueEnum>::from_str(s, true) {
-        Ok(SegmentFormatArg::Ts) => Ok(SegmentFormat::Ts),
-        Ok(SegmentFormatArg::Fmp4) => Ok(SegmentFormat::Fmp4),
-        Err(_) => Err("must be ts or fmp4".to_string()),
-    }
-}
-
-fn scaling_name(s: ScalingArg) -> &'static str {
-    match s {
-        ScalingArg::Cascade => "cascade",
-        ScalingArg::Direct => "direct",
-    }
-}
-
-fn parse_scaling(s: &str) -> Result<Scaling, String> {
-    match <ScalingArg as clap::ValueEnum>::from_str(s, true) {
-        Ok(ScalingArg::Cascade) => Ok(Scaling::Cascade),
-        Ok(ScalingArg::Direct) => Ok(Scaling::Direct),
-        Err(_) => Err("must be cascade or direct".to_string()),
-    }
 }
 
 /// Transcodes every input of `run`.

@@ -4,8 +4,8 @@
 
 use super::context::{batch_outcome, count, Ctx};
 use super::error::{CliError, SettingsError};
-use super::layers::{parse_number, usage, Layers};
-use super::{EngineArg, Outcome, TranscribeArgs, TranscriptFormatArg};
+use super::layers::{choice_name, parse_choice, parse_number, usage, Layers};
+use super::{EngineArg, Outcome, TranscribeArgs};
 use std::path::PathBuf;
 use std::time::Duration;
 use vidpipe::captions::live::end_marker_of;
@@ -65,7 +65,7 @@ pub fn settings(layers: &Layers, args: &TranscribeArgs) -> Result<TranscribeRun,
         })?;
     let format = s.get(
         "format",
-        args.format.map(format_name),
+        args.format.map(choice_name).as_deref(),
         cfg.format.as_ref(),
         parse_format,
     )?;
@@ -79,10 +79,10 @@ pub fn settings(layers: &Layers, args: &TranscribeArgs) -> Result<TranscribeRun,
     )?;
     let engine = s.or(
         "engine",
-        args.engine.map(engine_name),
+        args.engine.map(choice_name).as_deref(),
         cfg.engine.as_ref(),
         EngineArg::Libav,
-        parse_engine,
+        |v| parse_choice::<EngineArg>(v).map_err(|e| format!("`{v}` {e}")),
     )?;
     let asr_cmd = s.get(
         "asr-cmd",
@@ -234,14 +234,6 @@ fn output_of(
     ))
 }
 
-fn format_name(f: TranscriptFormatArg) -> &'static str {
-    match f {
-        TranscriptFormatArg::Srt => "srt",
-        TranscriptFormatArg::Vtt => "vtt",
-        TranscriptFormatArg::Json => "json",
-    }
-}
-
 fn parse_format(s: &str) -> Result<Format, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "srt" => Ok(Format::Srt),
@@ -257,18 +249,6 @@ fn extension(f: Format) -> &'static str {
         Format::Vtt => "vtt",
         Format::Json => "json",
     }
-}
-
-fn engine_name(e: EngineArg) -> &'static str {
-    match e {
-        EngineArg::Libav => "libav",
-        EngineArg::Command => "command",
-    }
-}
-
-fn parse_engine(s: &str) -> Result<EngineArg, String> {
-    <EngineArg as clap::ValueEnum>::from_str(s, true)
-        .map_err(|_| format!("`{s}` must be libav or command"))
 }
 
 /// Transcribes every input; one failing does not stop the others.
