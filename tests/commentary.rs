@@ -418,11 +418,7 @@ fn planted_clip(dir: &Path) -> PathBuf {
         .args(["-map", "[v]", "-map", "3:a", "-c:v", "libx264", "-preset", "ultrafast"])
         .args(["-c:a", "aac", "-b:a", "96k"])
         .arg(&path));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out, "make", "planted.mp4");
     path
 }
 

@@ -75,11 +75,7 @@ pub fn make_clip(dir: &Path, name: &str, spec: &ClipSpec) -> PathBuf {
     };
     cmd.arg(&encoded);
     let out = run(&mut cmd);
-    assert!(
-        out.status.success(),
-        "ffmpeg failed to make {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out, "make", name);
     if let Some(r) = spec.rotate {
         // FFmpeg 5.1 stores rotation metadata only when stream-copying.
         let out = run(Command::new("ffmpeg")
@@ -87,11 +83,7 @@ pub fn make_clip(dir: &Path, name: &str, spec: &ClipSpec) -> PathBuf {
             .arg(&encoded)
             .args(["-c", "copy", "-metadata:s:v:0", &format!("rotate={r}")])
             .arg(&path));
-        assert!(
-            out.status.success(),
-            "ffmpeg failed to rotate {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out, "rotate", name);
     }
     path
 }
@@ -110,10 +102,16 @@ pub fn make_natural_clip(dir: &Path, name: &str, width: u32, height: u32, second
         .args(["-t", &seconds.to_string()])
         .args(["-c:v", "libx264", "-preset", "fast", "-crf", "16"])
         .arg(&path));
+    succeeded(&out, "make", name);
+    path
+}
+
+/// Fails the test with ffmpeg's message unless it managed to `what` (make,
+/// rotate) the clip `name`.
+pub fn succeeded(out: &std::process::Output, what: &str, name: &str) {
     assert!(
         out.status.success(),
-        "ffmpeg failed to make {name}: {}",
+        "ffmpeg failed to {what} {name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    path
 }

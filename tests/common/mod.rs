@@ -16,7 +16,7 @@ pub mod playlists;
 pub mod slurm;
 
 pub use binary::{events, interrupt_when, ok, run, vidpipe};
-pub use clips::{make_clip, make_natural_clip, ClipSpec};
+pub use clips::{make_clip, make_natural_clip, succeeded, ClipSpec};
 pub use ffprobe::{decode_master, duration_of, ffprobe, first_video_packet};
 pub use http::HttpServer;
 pub use package::{assert_only_listed_files, check_package, Expect};
